@@ -1,0 +1,39 @@
+# clviz: two commands do all the set-up on a fresh machine.
+#   make run    train and evaluate on the embedded default, write the outputs under results/
+#   make test   the whole test suite: unit tests and every notebook (nbval)
+# and one more for people:
+#   make lab    open JupyterLab on notebooks/ with the clviz kernel
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test lab lint pretrain clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name clviz --display-name "Python (clviz)"
+	$(BIN)/python -c "import umap"  # compiles numba's kernels once (about 25 s)
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/clviz main
+
+test: setup
+	CLVIZ_FAST=1 $(BIN)/python -m pytest
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+pretrain: setup
+	$(BIN)/python data_prep/pretrain_tiny_clip.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

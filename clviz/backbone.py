@@ -1,0 +1,205 @@
+"""One constructor for every backbone: the bundled tiny CLIP or any open_clip architecture.
+
+:func:`load_backbone` goes through open_clip's own factory, so the tiny CLIP is an ordinary
+open_clip ``CLIP`` (its architecture is registered from ``clviz/configs/clviz-tiny.json``) and a
+pretrained ViT-B/16 loads through the very same call. Two things are added on top:
+
+- the bundled weights are checked against their manifest (sha256) before use, and a missing or
+  corrupt file names the command that rebuilds it;
+- a hub tag (``pretrained="openai"``) is looked up in the local cache first, and when the hub
+  cannot be reached the call fails within seconds with instructions for a local weights file,
+  instead of open_clip's minute of retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+import open_clip
+import torch
+from torch import nn
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TINY_NAME = "clviz-tiny"
+TINY_CONFIG = PACKAGE_DIR / "configs" / f"{TINY_NAME}.json"
+TINY_WEIGHTS = PACKAGE_DIR / "weights" / f"{TINY_NAME}.safetensors"
+TINY_MANIFEST = PACKAGE_DIR / "weights" / f"{TINY_NAME}.json"
+REBUILD_COMMAND = "python data_prep/pretrain_tiny_clip.py"
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+class BackboneError(RuntimeError):
+    """A backbone or its weights could not be loaded; the message says how to fix it."""
+
+
+@lru_cache(maxsize=1)
+def register_tiny_config() -> None:
+    """Make ``clviz-tiny`` a known open_clip architecture (idempotent)."""
+    if TINY_NAME not in open_clip.list_models():
+        open_clip.add_model_config(TINY_CONFIG)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest() -> dict:
+    """The bundled tiny CLIP's manifest: architecture, data seed, steps, loss, sha256, command."""
+    if not TINY_MANIFEST.is_file():
+        raise BackboneError(
+            f"The manifest of the bundled tiny CLIP is missing ({TINY_MANIFEST}). "
+            f"Rebuild the weights and manifest with: {REBUILD_COMMAND}"
+        )
+    return json.loads(TINY_MANIFEST.read_text())
+
+
+def verify_tiny_weights() -> Path:
+    """The bundled weights file, after checking that it exists and matches the manifest."""
+    if not TINY_WEIGHTS.is_file():
+        raise BackboneError(
+            f"The bundled tiny CLIP weights are missing ({TINY_WEIGHTS}). "
+            f"Rebuild them with: {REBUILD_COMMAND}"
+        )
+    expected = read_manifest().get("sha256")
+    actual = sha256_of(TINY_WEIGHTS)
+    if actual != expected:
+        raise BackboneError(
+            f"The bundled tiny CLIP weights are corrupt: sha256 {actual[:12]}... does not match "
+            f"the manifest's {str(expected)[:12]}... ({TINY_WEIGHTS}). "
+            f"Restore them from git ('git checkout -- {TINY_WEIGHTS.relative_to(PACKAGE_DIR.parent)}') "
+            f"or rebuild them with: {REBUILD_COMMAND}"
+        )
+    return TINY_WEIGHTS
+
+
+def _hub_reachable() -> bool:
+    """Whether the model hub answers a TCP connection within a few seconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=HUB_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _cached_hub_file(pretrained_cfg: dict) -> str | None:
+    """The local path of a tag's weights if a previous download left them in the HF cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    hub = pretrained_cfg.get("hf_hub", "")
+    if not hub:
+        return None
+    repo_id, filename = os.path.split(hub)
+    candidates = [filename] if filename else []
+    candidates += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    cache_dir = os.environ.get("HF_HUB_CACHE") or None  # read now, not at import
+    for name in candidates:
+        path = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
+        if isinstance(path, str):
+            return path
+    return None
+
+
+def resolve_weights(name: str, pretrained: str | os.PathLike | None) -> str | None:
+    """Turn ``pretrained`` (None, a file, or a hub tag) into what open_clip should load.
+
+    Returns a local file path, a tag open_clip can download right now, or None (random init).
+    """
+    if name == TINY_NAME and pretrained is None:
+        return str(verify_tiny_weights())
+    if pretrained is None:
+        return None
+    text = str(pretrained)
+    if os.path.isfile(text):
+        return text
+    tag_cfg = open_clip.get_pretrained_cfg(name, text)
+    if not tag_cfg:
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        raise BackboneError(
+            f"pretrained={text!r} is neither an existing weights file nor a known tag of "
+            f"{name!r}. Known tags: {', '.join(tags) or 'none'}. Pass the path of a local "
+            f"checkpoint file (.safetensors, .bin or .pt) to load your own weights."
+        )
+    cached = _cached_hub_file(tag_cfg)
+    if cached:
+        return cached
+    if not _hub_reachable():
+        raise BackboneError(
+            f"Cannot download the {name!r} weights tagged {text!r}: the model hub is not reachable "
+            "from this machine (clviz checks for a few seconds instead of retrying for a minute). "
+            "On a machine with network, save them once, e.g. "
+            f"python -c \"import open_clip; open_clip.create_model('{name}', pretrained='{text}')\" "
+            "and copy the file from the Hugging Face cache; then pass its path: "
+            f"load_backbone('{name}', pretrained='/path/to/open_clip_pytorch_model.bin') "
+            "or --pretrained /path/to/file on the command line."
+        )
+    return text
+
+
+def load_backbone(
+    name: str = TINY_NAME,
+    pretrained: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, object, object]:
+    """Build a CLIP and return ``(model, preprocess, tokenizer)``, the model in eval mode.
+
+    Args:
+        name: an open_clip architecture (``open_clip.list_models()``); ``clviz-tiny`` by default.
+        pretrained: ``None`` (bundled weights for ``clviz-tiny``, random init otherwise), a hub
+            tag such as ``"openai"``, or the path of a local checkpoint file.
+        device: where to put the model.
+    """
+    register_tiny_config()
+    if name not in open_clip.list_models():
+        raise BackboneError(
+            f"unknown backbone {name!r}. Use {TINY_NAME!r} (bundled) or an open_clip "
+            "architecture such as 'ViT-B-16'; open_clip.list_models() lists them all."
+        )
+    weights = resolve_weights(name, pretrained)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=weights, device=device
+        )
+    except RuntimeError as err:
+        raise BackboneError(f"could not load {name!r} with pretrained={weights!r}: {err}") from err
+    model.eval()
+    return model, preprocess, open_clip.get_tokenizer(name)
+
+
+def image_normalization(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The model's pixel mean, std (each 1 x 3 x 1 x 1) and square input size."""
+    cfg = getattr(model.visual, "preprocess_cfg", None) or {}
+    mean = torch.tensor(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.get("std", open_clip.OPENAI_DATASET_STD)).view(1, 3, 1, 1)
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, tuple | list) else int(size)
+    return mean, std, size
+
+
+def to_model_input(images: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """uint8 images (N x 3 x H x W) -> normalised float input, resized to the model's size.
+
+    The batch equivalent of open_clip's PIL ``preprocess`` for the world's square images.
+    """
+    mean, std, size = image_normalization(model)
+    device = next(model.parameters()).device
+    x = images.to(device=device, dtype=torch.float32) / 255.0
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = torch.nn.functional.interpolate(
+            x, size=(size, size), mode="bicubic", align_corners=False, antialias=True
+        ).clamp_(0, 1)
+    return (x - mean.to(device)) / std.to(device)

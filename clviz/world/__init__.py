@@ -1,0 +1,32 @@
+"""The embedded world: procedural and real-drawing tasks and a caption corpus, made offline.
+
+Everything is drawn on the fly from a seed; nothing is downloaded. See :func:`get_stream`.
+"""
+
+from clviz.world.corpus import make_corpus
+from clviz.world.multimodal import PairTask, list_pair_families, make_pair_task
+from clviz.world.sources import OPENMOJI_CREDIT
+from clviz.world.tasks import (
+    STREAMS,
+    Task,
+    few_shot,
+    get_stream,
+    list_streams,
+    list_tasks,
+    make_task,
+)
+
+__all__ = [
+    "OPENMOJI_CREDIT",
+    "STREAMS",
+    "PairTask",
+    "Task",
+    "few_shot",
+    "get_stream",
+    "list_pair_families",
+    "list_streams",
+    "list_tasks",
+    "make_corpus",
+    "make_pair_task",
+    "make_task",
+]

@@ -1,0 +1,160 @@
+"""Multi-modal and text-only task families of the embedded world (the building blocks of ATLAS).
+
+- ``matching``: image-text matching. An image of coloured shapes and a caption; the label says
+  whether the caption is true (``yes``) or has one attribute swapped (``no``).
+- ``vqa``: visual question answering with a closed answer set. A question about the colour,
+  the shape or the number of objects; the answer is one of the answer texts.
+- ``topics``: text-only classification. A sentence that mentions one thing of the world; the
+  label is the kind of thing (animal, food, vehicle, shape, colour, number, letter, pattern).
+
+All three come as a :class:`PairTask` with a text per example (and images where the task has
+them), deterministic from a seed like the classification tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from clviz.world import render as R
+from clviz.world import sources as S
+from clviz.world.corpus import NUMBER_WORDS
+from clviz.world.seeding import rng_for
+
+
+@dataclass(frozen=True, eq=False)
+class PairTask:
+    """Examples made of an optional image and a text, each with a label among ``labelnames``."""
+
+    name: str
+    kind: str  # "matching" | "vqa" | "topics"
+    labelnames: tuple[str, ...]
+    train_texts: tuple[str, ...] = field(repr=False)
+    train_labels: torch.Tensor = field(repr=False)
+    test_texts: tuple[str, ...] = field(repr=False)
+    test_labels: torch.Tensor = field(repr=False)
+    train_images: torch.Tensor | None = field(default=None, repr=False)
+    test_images: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def multimodal(self) -> bool:
+        return self.train_images is not None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labelnames)
+
+
+def _shapes_scene(rng: np.random.Generator, size: int, n: int, shape: str, color: str) -> np.ndarray:
+    """``n`` copies of one coloured shape on a light background."""
+    img = R.canvas(size, R.pastel(rng))
+    scale = 0.55 if n == 1 else rng.uniform(0.2, 0.25)
+    for center in R.scatter_centers(rng, n, size, scale):
+        R.draw_shape(img, shape, center, scale * size, R.jitter_color(rng, R.COLORS[color], 20),
+                     angle=rng.uniform(-0.3, 0.3))
+    return R.add_noise(R.downsample(img, size), rng, 5)
+
+
+def _other(rng: np.random.Generator, options: tuple[str, ...], not_this: str) -> str:
+    rest = [o for o in options if o != not_this]
+    return rest[rng.integers(len(rest))]
+
+
+def _matching_example(rng: np.random.Generator, size: int, label: int):
+    shape, color = R.SHAPES[rng.integers(len(R.SHAPES))], tuple(R.COLORS)[rng.integers(len(R.COLORS))]
+    img = _shapes_scene(rng, size, 1, shape, color)
+    said_shape, said_color = shape, color
+    if label == 0:  # a caption with exactly one attribute wrong
+        if rng.random() < 0.5:
+            said_shape = _other(rng, R.SHAPES, shape)
+        else:
+            said_color = _other(rng, tuple(R.COLORS), color)
+    return img, f"a {said_color} {said_shape}."
+
+
+VQA_QUESTIONS = {
+    "color": ("what color is the shape?", tuple(R.COLORS)),
+    "shape": ("what shape is it?", R.SHAPES),
+    "count": ("how many shapes are there?", NUMBER_WORDS),
+}
+VQA_ANSWERS: tuple[str, ...] = tuple(a for _, answers in VQA_QUESTIONS.values() for a in answers)
+
+
+def _vqa_example(rng: np.random.Generator, size: int, label: int):
+    answer = VQA_ANSWERS[label]
+    kind = next(k for k, (_, answers) in VQA_QUESTIONS.items() if answer in answers)
+    shape, color = R.SHAPES[rng.integers(len(R.SHAPES))], tuple(R.COLORS)[rng.integers(len(R.COLORS))]
+    n = 1
+    if kind == "color":
+        color = answer
+    elif kind == "shape":
+        shape = answer
+    else:
+        n = NUMBER_WORDS.index(answer) + 1
+    return _shapes_scene(rng, size, n, shape, color), VQA_QUESTIONS[kind][0]
+
+
+TOPICS: dict[str, tuple[str, ...]] = {
+    "animal": tuple(S.emoji_name(c) for c in S.EMOJI_GROUPS["animals"]),
+    "food": tuple(S.emoji_name(c) for c in S.EMOJI_GROUPS["food"]),
+    "vehicle": tuple(S.emoji_name(c) for c in S.EMOJI_GROUPS["vehicles"]),
+    "shape": R.SHAPES,
+    "color": tuple(R.COLORS),
+    "number": ("seven", "nine", "zero", "six", "eight", *NUMBER_WORDS),
+    "letter": tuple(f"letter {c.lower()}" for c in "ABCDEFGHJK"),
+    "pattern": R.TEXTURES,
+}
+_SENTENCES = (
+    "i saw a {} yesterday.", "there is a {} next to the house.", "my friend talked about a {}.",
+    "the book mentions a {} on every page.", "we were looking for a {}.", "can you find the {}?",
+)
+
+
+def _topic_example(rng: np.random.Generator, size: int, label: int):
+    words = TOPICS[tuple(TOPICS)[label]]
+    template = _SENTENCES[rng.integers(len(_SENTENCES))]
+    return None, template.format(words[rng.integers(len(words))])
+
+
+_FAMILIES = {
+    "matching": (("no", "yes"), _matching_example),
+    "vqa": (VQA_ANSWERS, _vqa_example),
+    "topics": (tuple(TOPICS), _topic_example),
+}
+
+
+def _split(kind: str, split: str, per_class: int, seed: int, size: int):
+    labelnames, make = _FAMILIES[kind]
+    rng = rng_for(seed, kind, split)
+    labels = np.repeat(np.arange(len(labelnames)), per_class)
+    rng.shuffle(labels)
+    images, texts = [], []
+    for y in labels:
+        img, text = make(rng, size, int(y))
+        images.append(img)
+        texts.append(text)
+    tensor = None
+    if images[0] is not None:
+        tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return tensor, tuple(texts), torch.from_numpy(labels)
+
+
+@lru_cache(maxsize=16)
+def make_pair_task(
+    kind: str, seed: int = 0, image_size: int = 32, train_per_class: int = 48, test_per_class: int = 24
+) -> PairTask:
+    """Build the ``kind`` family's task ('matching', 'vqa' or 'topics'); cached."""
+    if kind not in _FAMILIES:
+        raise ValueError(f"unknown task family {kind!r}; valid families: {', '.join(_FAMILIES)}")
+    tr_x, tr_t, tr_y = _split(kind, "train", train_per_class, seed, image_size)
+    te_x, te_t, te_y = _split(kind, "test", test_per_class, seed, image_size)
+    return PairTask(kind, kind, _FAMILIES[kind][0], tr_t, tr_y, te_t, te_y, tr_x, te_x)
+
+
+def list_pair_families() -> list[str]:
+    """Names of the multi-modal and text-only task families."""
+    return list(_FAMILIES)
+

@@ -1,0 +1,209 @@
+"""Tasks and task streams of the embedded world, built deterministically from a seed.
+
+A :class:`Task` is one dataset of a continual-learning stream: class names, prompt templates
+and uint8 image tensors for a train and a test split. A stream is an ordered tuple of tasks,
+like MTIL's eleven datasets. Every image is drawn from a generator seeded by
+``(seed, task name, split)``, so a task is the same whichever stream or order it appears in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from clviz.world.domains import DOMAINS, Domain
+from clviz.world.seeding import rng_for
+
+DEFAULT_IMAGE_SIZE = 32
+DEFAULT_TRAIN_PER_CLASS = 64
+DEFAULT_TEST_PER_CLASS = 40
+FEW_SHOT_K = 5
+
+# The default stream mixes real drawings and procedural domains, as MTIL mixes datasets.
+DEFAULT_ORDER = (
+    "emoji-animals",
+    "shapes",
+    "digits",
+    "textures",
+    "emoji-food",
+    "counting",
+    "letters",
+    "colors",
+)
+# A second order, like MTIL's order II: the same tasks, shuffled once and fixed.
+ORDER_II = (
+    "letters",
+    "colors",
+    "emoji-food",
+    "digits",
+    "counting",
+    "emoji-animals",
+    "textures",
+    "shapes",
+)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """How to build a stream: which tasks in which order, and how many images per class."""
+
+    tasks: tuple[str, ...]
+    train_per_class: int = DEFAULT_TRAIN_PER_CLASS
+    description: str = ""
+
+
+STREAMS: dict[str, StreamSpec] = {
+    "default": StreamSpec(DEFAULT_ORDER, description="8 domain-shifted tasks, MTIL-like"),
+    "default-ii": StreamSpec(ORDER_II, description="the default tasks in a second fixed order"),
+    "default-fewshot": StreamSpec(
+        DEFAULT_ORDER,
+        FEW_SHOT_K,
+        description=f"the default stream with {FEW_SHOT_K} images per class",
+    ),
+    "extra": StreamSpec(("emoji-vehicles", "layout"), description="held-out tasks for transfer"),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """One classification task: names, prompts and images (uint8, N x 3 x H x W)."""
+
+    name: str
+    classnames: tuple[str, ...]
+    templates: tuple[str, ...]
+    train_images: torch.Tensor = field(repr=False)
+    train_labels: torch.Tensor = field(repr=False)
+    test_images: torch.Tensor = field(repr=False)
+    test_labels: torch.Tensor = field(repr=False)
+    source: str = ""
+    description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classnames)
+
+    @property
+    def chance(self) -> float:
+        """Accuracy of guessing, in percent."""
+        return 100.0 / self.num_classes
+
+    def prompts(self, label: int) -> list[str]:
+        """Every template filled with the class name of ``label``."""
+        return [t.format(self.classnames[label]) for t in self.templates]
+
+    def __repr__(self) -> str:
+        return (
+            f"Task({self.name!r}, {self.num_classes} classes, {len(self.train_labels)} train / "
+            f"{len(self.test_labels)} test images of {tuple(self.train_images.shape[-2:])} px)"
+        )
+
+
+def _unknown(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> ValueError:
+    return ValueError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(valid)}")
+
+
+def get_domain(name: str) -> Domain:
+    """The :class:`Domain` called ``name``; the error lists the valid names."""
+    if name not in DOMAINS:
+        raise _unknown("task", name, list(DOMAINS))
+    return DOMAINS[name]
+
+
+def draw_split(domain: Domain, split: str, per_class: int, seed: int, size: int):
+    """``per_class`` images of each class of ``domain``, shuffled: uint8 N x 3 x H x W, labels."""
+    rng = rng_for(seed, domain.name, split)
+    labels = np.repeat(np.arange(len(domain.classnames)), per_class)
+    rng.shuffle(labels)
+    draw = domain.drawer(split)
+    images = np.stack([draw(rng, int(y), size) for y in labels])
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+
+
+@lru_cache(maxsize=64)
+def make_task(
+    name: str,
+    seed: int = 0,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    train_per_class: int = DEFAULT_TRAIN_PER_CLASS,
+    test_per_class: int = DEFAULT_TEST_PER_CLASS,
+) -> Task:
+    """Build one task of the embedded world. Cached: the same arguments give the same object.
+
+    The test split never depends on ``train_per_class``, so a few-shot task is evaluated on
+    exactly the images its full-data twin is evaluated on.
+    """
+    domain = get_domain(name)
+    if image_size < 16:
+        raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
+    if train_per_class < 1 or test_per_class < 1:
+        raise ValueError("train_per_class and test_per_class must be positive")
+    train_x, train_y = draw_split(domain, "train", train_per_class, seed, image_size)
+    test_x, test_y = draw_split(domain, "test", test_per_class, seed, image_size)
+    return Task(
+        domain.name,
+        domain.classnames,
+        domain.templates,
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        domain.source,
+        domain.description,
+    )
+
+
+def list_streams() -> list[str]:
+    """Names of the built-in task streams."""
+    return list(STREAMS)
+
+
+def list_tasks() -> list[str]:
+    """Names of every task the embedded world can build."""
+    return list(DOMAINS)
+
+
+def stream_spec(name: str) -> StreamSpec:
+    """The :class:`StreamSpec` called ``name``; the error lists the valid names."""
+    if name not in STREAMS:
+        raise _unknown("stream", name, list(STREAMS))
+    return STREAMS[name]
+
+
+def get_stream(
+    name: str = "default",
+    seed: int = 0,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    train_per_class: int | None = None,
+) -> tuple[Task, ...]:
+    """The tasks of stream ``name`` in order. ``train_per_class`` overrides the stream's own."""
+    spec = stream_spec(name)
+    per_class = spec.train_per_class if train_per_class is None else train_per_class
+    return tuple(make_task(t, seed, image_size, per_class) for t in spec.tasks)
+
+
+def few_shot(task: Task, k: int, seed: int = 0) -> Task:
+    """A copy of ``task`` with only ``k`` training images per class (the first k of each class)."""
+    rng = rng_for(seed, task.name, "few-shot")
+    keep = []
+    for c in range(task.num_classes):
+        idx = torch.nonzero(task.train_labels == c).flatten().numpy()
+        if len(idx) < k:
+            raise ValueError(
+                f"task {task.name!r} has only {len(idx)} images of class {c}, wanted {k}"
+            )
+        keep.extend(rng.choice(idx, size=k, replace=False).tolist())
+    keep = torch.tensor(sorted(keep))
+    return Task(
+        task.name,
+        task.classnames,
+        task.templates,
+        task.train_images[keep],
+        task.train_labels[keep],
+        task.test_images,
+        task.test_labels,
+        task.source,
+        task.description,
+    )
