@@ -14,7 +14,7 @@ import time
 import torch
 
 from clviz.backbone import load_backbone
-from clviz.finetune import finetune
+from clviz.methods import TrainConfig, get_method
 from clviz.world.tasks import get_stream, make_task
 from clviz.zeroshot import zeroshot_accuracy
 
@@ -33,7 +33,8 @@ def main() -> None:
     tasks = get_stream("default")
     before = {t.name: zeroshot_accuracy(model, tokenizer, t) for t in tasks}
     started = time.perf_counter()
-    finetune(model, tokenizer, make_task(args.task), steps=args.steps, lr=args.lr, seed=args.seed)
+    method = get_method("finetune")(model, tokenizer, TrainConfig(steps=args.steps, lr=args.lr))
+    method.train_task(make_task(args.task), 0, torch.Generator().manual_seed(args.seed))
     seconds = time.perf_counter() - started
     after = {t.name: zeroshot_accuracy(model, tokenizer, t) for t in tasks}
 
@@ -41,12 +42,16 @@ def main() -> None:
     print(f"{'task':<16}{'before %':>10}{'after %':>10}{'change':>9}")
     for name in before:
         mark = "  <- fine-tuned" if name == args.task else ""
-        print(f"{name:<16}{before[name]:>10.1f}{after[name]:>10.1f}"
-              f"{after[name] - before[name]:>+9.1f}{mark}")
+        print(
+            f"{name:<16}{before[name]:>10.1f}{after[name]:>10.1f}"
+            f"{after[name] - before[name]:>+9.1f}{mark}"
+        )
     others = [n for n in before if n != args.task]
     dropped = [n for n in others if after[n] < before[n]]
-    print(f"lift on {args.task}: {after[args.task] - before[args.task]:+.1f} points; "
-          f"{len(dropped)} of {len(others)} other tasks lost accuracy")
+    print(
+        f"lift on {args.task}: {after[args.task] - before[args.task]:+.1f} points; "
+        f"{len(dropped)} of {len(others)} other tasks lost accuracy"
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """clviz: see inside continual learning of CLIP-style vision-language models.
 
-    import clviz
-    model, preprocess, tokenizer = clviz.load_backbone()     # the bundled tiny CLIP
-    tasks = clviz.get_stream("default")                       # the embedded task stream
+import clviz
+model, preprocess, tokenizer = clviz.load_backbone()     # the bundled tiny CLIP
+tasks = clviz.get_stream("default")                       # the embedded task stream
 """
 
 from clviz.backbone import BackboneError, load_backbone

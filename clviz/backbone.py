@@ -77,8 +77,8 @@ def verify_tiny_weights() -> Path:
         raise BackboneError(
             f"The bundled tiny CLIP weights are corrupt: sha256 {actual[:12]}... does not match "
             f"the manifest's {str(expected)[:12]}... ({TINY_WEIGHTS}). "
-            f"Restore them from git ('git checkout -- {TINY_WEIGHTS.relative_to(PACKAGE_DIR.parent)}') "
-            f"or rebuild them with: {REBUILD_COMMAND}"
+            f"Restore them from git (git checkout -- clviz/weights) or rebuild them with: "
+            f"{REBUILD_COMMAND}"
         )
     return TINY_WEIGHTS
 
@@ -142,7 +142,8 @@ def resolve_weights(name: str, pretrained: str | os.PathLike | None) -> str | No
             f"Cannot download the {name!r} weights tagged {text!r}: the model hub is not reachable "
             "from this machine (clviz checks for a few seconds instead of retrying for a minute). "
             "On a machine with network, save them once, e.g. "
-            f"python -c \"import open_clip; open_clip.create_model('{name}', pretrained='{text}')\" "
+            f"python -c \"import open_clip; open_clip.create_model('{name}', "
+            f"pretrained='{text}')\" "
             "and copy the file from the Hugging Face cache; then pass its path: "
             f"load_backbone('{name}', pretrained='/path/to/open_clip_pytorch_model.bin') "
             "or --pretrained /path/to/file on the command line."

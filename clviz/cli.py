@@ -7,6 +7,7 @@ import json
 import sys
 
 from clviz.backbone import BackboneError
+from clviz.engine import RunDirError
 
 
 def _zeroshot(args: argparse.Namespace) -> int:
@@ -17,13 +18,26 @@ def _zeroshot(args: argparse.Namespace) -> int:
     tasks = get_stream(args.stream, seed=args.seed)
     model, _, tokenizer = load_backbone(args.backbone, pretrained=args.pretrained)
     rows = [
-        {"task": t.name, "accuracy": round(zeroshot_accuracy(model, tokenizer, t), 2),
-         "chance": round(t.chance, 2), "classes": t.num_classes}
+        {
+            "task": t.name,
+            "accuracy": round(zeroshot_accuracy(model, tokenizer, t), 2),
+            "chance": round(t.chance, 2),
+            "classes": t.num_classes,
+        }
         for t in tasks
     ]
     if args.json:
-        print(json.dumps({"stream": args.stream, "seed": args.seed, "backbone": args.backbone,
-                          "zero_shot": rows}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "stream": args.stream,
+                    "seed": args.seed,
+                    "backbone": args.backbone,
+                    "zero_shot": rows,
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"zero-shot accuracy of {args.backbone} on stream {args.stream!r} (seed {args.seed})")
     print(f"{'task':<16}{'classes':>8}{'accuracy %':>12}{'chance %':>10}")
@@ -34,9 +48,65 @@ def _zeroshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clviz.config import RunConfig
+    from clviz.engine import default_out_dir, run
+    from clviz.methods import get_method
+    from clviz.methods.base import TrainConfig
+    from clviz.world.tasks import stream_spec
+
+    get_method(args.method)  # fail fast on a bad name, before any work
+    stream_spec(args.stream)
+    train = TrainConfig()
+    if args.steps is not None:
+        train.steps = args.steps
+    if args.fast:
+        train.steps = min(train.steps, 10)
+    options = json.loads(args.options) if args.options else {}
+    if not isinstance(options, dict):
+        raise ValueError(f"--options must be a JSON object, got {args.options!r}")
+    config = RunConfig(
+        method=args.method,
+        stream=args.stream,
+        seed=args.seed,
+        train=train,
+        options=options,
+        backbone=args.backbone,
+        pretrained=args.pretrained,
+    )
+    out = Path(args.out) if args.out else default_out_dir(config)
+    results = run(config, out, force=args.force)
+    m = results["metrics"]
+    print(
+        f"{args.method} on {args.stream}: Transfer {m['transfer']:.1f}  Avg {m['avg']:.1f}  "
+        f"Last {m['last']:.1f}  BWT {m['bwt']:+.1f}  forgetting {m['forgetting']:.1f}  "
+        f"({results['seconds']:.0f} s)"
+    )
+    print(f"results: {out / 'results.json'}")
+    return 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from clviz.metrics import load_matrix, summarize
+
+    summary = summarize(load_matrix(args.file)).as_dict()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for key, value in summary.items():
+            print(f"{key:<11}{value:>9.2f}")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
+    from clviz.methods import METHODS
     from clviz.world.tasks import STREAMS, get_domain
 
+    print("methods:")
+    for name, cls in METHODS.items():
+        print(f"  {name:<16} {cls.summary}")
     print("streams:")
     for name, spec in STREAMS.items():
         print(f"  {name:<16} {spec.description} ({spec.train_per_class} train images per class)")
@@ -63,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clviz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("zeroshot", help="zero-shot accuracy of a backbone on every task of a stream")
+    p = sub.add_parser(
+        "zeroshot", help="zero-shot accuracy of a backbone on every task of a stream"
+    )
     p.add_argument("--stream", default="default", help="task stream (see 'clviz list')")
     p.add_argument("--seed", type=int, default=0, help="seed of the embedded world")
     p.add_argument("--backbone", default="clviz-tiny", help="open_clip architecture name")
@@ -73,11 +145,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("main", help="the main job: execute the notebooks, write results/")
     p.add_argument("--out", default="results", help="output folder")
-    p.add_argument("--notebooks", nargs="*", default=["00_quickstart"],
-                   help="notebook stems to execute (default: the quickstart)")
+    p.add_argument(
+        "--notebooks",
+        nargs="*",
+        default=["00_quickstart"],
+        help="notebook stems to execute (default: the quickstart)",
+    )
     p.set_defaults(func=_main_job)
 
-    p = sub.add_parser("list", help="the available task streams and tasks")
+    p = sub.add_parser("run", help="train a method on a stream and evaluate every task")
+    p.add_argument("--method", required=True, help="method name (see 'clviz list')")
+    p.add_argument("--stream", default="default", help="task stream (see 'clviz list')")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="training steps per task")
+    p.add_argument("--out", default=None, help="results folder (default results/runs/...)")
+    p.add_argument(
+        "--options", default=None, help="method options as JSON, e.g. '{\"alpha\": 0.3}'"
+    )
+    p.add_argument("--backbone", default="clviz-tiny")
+    p.add_argument("--pretrained", default=None)
+    p.add_argument("--fast", action="store_true", help="at most 10 steps per task (smoke test)")
+    p.add_argument("--force", action="store_true", help="replace another config's results")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("metrics", help="Transfer, Avg, Last, BWT and forgetting of a matrix file")
+    p.add_argument("file", help="CSV, JSON list of rows, or JSON with 'accuracy_matrix'")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_metrics)
+
+    p = sub.add_parser("list", help="the available methods, task streams and tasks")
     p.set_defaults(func=_list)
     return parser
 
@@ -86,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, BackboneError) as err:
+    except (ValueError, KeyError, FileNotFoundError, BackboneError, RunDirError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"clviz {args.command}: error: {message}", file=sys.stderr)
         return 2

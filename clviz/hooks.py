@@ -99,7 +99,9 @@ class Trace:
         self.model = model
         self.layers = resolve_layers(model, layers)
         if not self.layers:
-            raise ValueError("the layer filter selected no module; see clviz.hooks.hookable_modules")
+            raise ValueError(
+                "the layer filter selected no module; see clviz.hooks.hookable_modules"
+            )
         self.retain_input, self.detach, self.clone = retain_input, detach, clone
         self.edit_output, self.stop = edit_output, stop
         self.outputs: dict[str, Any] = {}

@@ -36,10 +36,16 @@ def execute_notebook(path: Path, out_dir: Path, timeout: int = 1800) -> tuple[Pa
 
     nb = nbformat.read(path, as_version=4)
     try:
-        NotebookClient(nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
     except NoSuchKernel:  # installed without 'make setup': use this interpreter's own kernel
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
     out_dir.mkdir(parents=True, exist_ok=True)
     executed, html = out_dir / path.name, out_dir / f"{path.stem}.html"
     with atomic_path(executed) as tmp:

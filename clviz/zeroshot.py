@@ -35,14 +35,17 @@ def class_text_features(model: nn.Module, tokenizer, task: Task) -> torch.Tensor
     return class_embeddings(model, prompt_tokens(tokenizer, task), task.num_classes)
 
 
+def embed_images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Normalised image embeddings of uint8 ``images`` (differentiable)."""
+    return F.normalize(model.encode_image(to_model_input(images, model)), dim=-1)
+
+
 @torch.no_grad()
 def image_features(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Normalised image embeddings of uint8 images, computed in batches."""
-    out = [
-        F.normalize(model.encode_image(to_model_input(images[i : i + batch_size], model)), dim=-1)
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out)
+    """Normalised image embeddings of uint8 images, computed in batches without gradients."""
+    return torch.cat(
+        [embed_images(model, images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    )
 
 
 @torch.no_grad()

@@ -37,23 +37,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cfg = PretrainConfig(
-        corpus_size=args.corpus_size, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        data_seed=args.seed, init_seed=args.seed,
+        corpus_size=args.corpus_size,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        data_seed=args.seed,
+        init_seed=args.seed,
     )
     if args.fast:
         cfg = PretrainConfig(**{**cfg.__dict__, **FAST})
-    command = "python data_prep/pretrain_tiny_clip.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python data_prep/pretrain_tiny_clip.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     started = time.perf_counter()
     model, stats = pretrain(cfg)
     manifest = save_bundle(model, cfg, stats, args.out, command.strip())
-    print(f"pretraining took {time.perf_counter() - started:.1f} s "
-          f"(drawing the corpus {stats['corpus_seconds']:.1f} s); final loss {stats['final_loss']}")
+    print(
+        f"pretraining took {time.perf_counter() - started:.1f} s "
+        f"(drawing the corpus {stats['corpus_seconds']:.1f} s); final loss {stats['final_loss']}"
+    )
     print(f"wrote {args.out} ({manifest['bytes'] / 1e6:.1f} MB) and its manifest")
     if not args.no_eval:
         model, _, tokenizer = load_backbone(pretrained=args.out)
         print(f"{'task':<16}{'zero-shot %':>12}{'chance %':>10}")
         for task in get_stream("default"):
-            print(f"{task.name:<16}{zeroshot_accuracy(model, tokenizer, task):>12.1f}{task.chance:>10.1f}")
+            accuracy = zeroshot_accuracy(model, tokenizer, task)
+            print(f"{task.name:<16}{accuracy:>12.1f}{task.chance:>10.1f}")
     return 0
 
 

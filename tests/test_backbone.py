@@ -41,13 +41,13 @@ def test_corrupt_bundle_names_the_rebuild_command(tmp_path, monkeypatch):
         f.seek(-16, 2)
         f.write(b"\x00" * 16)
     monkeypatch.setattr(backbone, "TINY_WEIGHTS", corrupt)
-    with pytest.raises(BackboneError, match="corrupt.*data_prep/pretrain_tiny_clip.py"):
+    with pytest.raises(BackboneError, match=r"corrupt.*data_prep/pretrain_tiny_clip.py"):
         load_backbone()
 
 
 def test_missing_bundle_names_the_rebuild_command(tmp_path, monkeypatch):
     monkeypatch.setattr(backbone, "TINY_WEIGHTS", tmp_path / "absent.safetensors")
-    with pytest.raises(BackboneError, match="missing.*data_prep/pretrain_tiny_clip.py"):
+    with pytest.raises(BackboneError, match=r"missing.*data_prep/pretrain_tiny_clip.py"):
         load_backbone()
 
 
@@ -88,7 +88,7 @@ def test_unreachable_hub_is_detected_without_retries(monkeypatch, tmp_path):
 
 
 def test_unknown_tag_and_architecture():
-    with pytest.raises(BackboneError, match="Known tags: .*openai"):
+    with pytest.raises(BackboneError, match=r"Known tags: .*openai"):
         load_backbone("ViT-B-16", pretrained="no-such-tag")
     with pytest.raises(BackboneError, match="unknown backbone 'ViT-Q-99'"):
         load_backbone("ViT-Q-99")

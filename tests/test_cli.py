@@ -11,6 +11,7 @@ def test_list_names_streams_and_tasks(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "default-fewshot" in out and "emoji-animals" in out and "OpenMoji" in out
+    assert "zscl" in out and "wise-ft" in out
 
 
 def test_zeroshot_json_covers_every_task(capsys):
@@ -36,3 +37,34 @@ def test_unknown_stream_is_a_clear_error(capsys):
 def test_unknown_notebook_is_a_clear_error(capsys):
     assert main(["main", "--notebooks", "99_nothing"]) == 2
     assert "valid: 00_quickstart" in capsys.readouterr().err
+
+
+def test_metrics_command(tmp_path, capsys):
+    path = tmp_path / "m.csv"
+    path.write_text("80,30,20\n60,90,25\n50,70,85\n")
+    assert main(["metrics", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["transfer"] == 26.25
+    path.write_text("80,30\n60\n")
+    assert main(["metrics", str(path)]) == 2
+    assert "row 2 has 1 entries" in capsys.readouterr().err
+
+
+def test_run_command_writes_results(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--method", "zero-shot", "--stream", "smoke", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["method"] == "zero-shot" and len(results["accuracy_matrix"]) == 3
+    assert "Transfer" in capsys.readouterr().out
+    assert (
+        main(["run", "--method", "finetune", "--stream", "smoke", "--out", str(out), "--fast"]) == 2
+    )
+    assert "another config" in capsys.readouterr().err
+
+
+def test_run_rejects_unknown_method_and_bad_options(capsys):
+    assert main(["run", "--method", "ewc"]) == 2
+    assert "valid methods:" in capsys.readouterr().err
+    assert (
+        main(["run", "--method", "wise-ft", "--options", '{"beta": 2}', "--stream", "smoke"]) == 2
+    )
+    assert "valid options: alpha" in capsys.readouterr().err

@@ -13,8 +13,12 @@ def test_block_features_match_the_model(tiny, small_task):
     assert list(feats) == [f"visual.transformer.resblocks.{i}" for i in range(4)]
     assert all(f.shape == (len(small_task.test_labels), 128) for f in feats.values())
     again = block_features(model, small_task.test_images, batch_size=64)
-    torch.testing.assert_close(feats["visual.transformer.resblocks.3"],
-                               again["visual.transformer.resblocks.3"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        feats["visual.transformer.resblocks.3"],
+        again["visual.transformer.resblocks.3"],
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_nearest_centroid_accuracy():

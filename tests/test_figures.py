@@ -28,3 +28,41 @@ def test_zeroshot_bars_mark_chance():
 def test_layer_curve_has_one_line_per_series():
     fig = layer_curve({"x": [1, 2], "y": [3, 4]}, ["0", "1"], "t", "acc")
     assert [t.name for t in fig.data] == ["x", "y"]
+
+
+RESULTS = {
+    "method": "demo",
+    "tasks": ["a", "b", "c"],
+    "accuracy_matrix": [[80, 30, 20], [60, 90, 25], [50, 70, 85]],
+    "metrics": {"transfer": 26.25, "avg": 56.7, "last": 68.3, "bwt": -25.0, "forgetting": 25.0},
+}
+
+
+def test_accuracy_heatmaps_share_one_scale():
+    from clviz.figures import accuracy_heatmap, accuracy_heatmaps
+
+    one = accuracy_heatmap(RESULTS)
+    assert one.data[0].z.tolist() == RESULTS["accuracy_matrix"]
+    assert list(one.data[0].y) == ["after a", "after b", "after c"]
+    many = accuracy_heatmaps({"x": RESULTS, "y": RESULTS})
+    assert len(many.data) == 2 and all((h.zmin, h.zmax) == (0, 100) for h in many.data)
+    assert [h.showscale for h in many.data] == [False, True]
+
+
+def test_task_curves_mark_where_each_task_is_learned():
+    from clviz.figures import task_curve_comparison, task_curves
+
+    fig = task_curves(RESULTS)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    stars = [t for t in fig.data if t.mode == "markers"]
+    assert [list(t.y) for t in lines] == [[80, 60, 50], [30, 90, 70], [20, 25, 85]]
+    assert [(t.x[0], t.y[0]) for t in stars] == [(1, 80), (2, 90), (3, 85)]
+    cmp = task_curve_comparison({"x": RESULTS, "y": RESULTS}, "b")
+    assert list(cmp.data[0].y) == [30, 90, 70]
+
+
+def test_metric_bars_group_by_metric():
+    from clviz.figures import metric_bars
+
+    fig = metric_bars({"x": RESULTS}, ("transfer", "last"))
+    assert list(fig.data[0].x) == ["Transfer", "Last"] and list(fig.data[0].y) == [26.25, 68.3]

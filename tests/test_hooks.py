@@ -84,8 +84,11 @@ def test_stop_ends_the_forward_pass_early(tiny, inputs):
 def test_filter_and_retain_input(tiny, inputs):
     model = tiny[0]
     images, _ = inputs
-    with Trace(model, lambda name, m: name.startswith("visual.") and name.endswith(".mlp"),
-               retain_input=True) as trace:
+    with Trace(
+        model,
+        lambda name, m: name.startswith("visual.") and name.endswith(".mlp"),
+        retain_input=True,
+    ) as trace:
         model.encode_image(images)
     assert len(trace) == 4
     name = "visual.transformer.resblocks.1.mlp"
@@ -93,7 +96,7 @@ def test_filter_and_retain_input(tiny, inputs):
 
 
 def test_unknown_layer_names_are_explained(tiny):
-    with pytest.raises(KeyError, match="some valid names: visual.transformer.resblocks"):
+    with pytest.raises(KeyError, match=r"some valid names: visual.transformer.resblocks"):
         Trace(tiny[0], "visual.transformer.resblocks.9")
     with pytest.raises(ValueError, match="selected no module"):
         Trace(tiny[0], lambda name, m: False)

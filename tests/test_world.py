@@ -41,8 +41,10 @@ def test_tasks_are_deterministic_per_seed():
 
 
 def test_styles_differ_between_domains():
-    means = [make_task(n, train_per_class=4, test_per_class=1).train_images.float().mean().item()
-             for n in ("shapes", "digits", "letters", "colors")]
+    means = [
+        make_task(n, train_per_class=4, test_per_class=1).train_images.float().mean().item()
+        for n in ("shapes", "digits", "letters", "colors")
+    ]
     assert max(means) - min(means) > 40  # dark outlines and MNIST-like digits vs light paper
 
 
@@ -75,7 +77,7 @@ def test_unknown_stream_lists_valid_names(bad):
 
 
 def test_unknown_task_lists_valid_names():
-    with pytest.raises(ValueError, match="valid tasks:.*emoji-animals"):
+    with pytest.raises(ValueError, match=r"valid tasks:.*emoji-animals"):
         make_task("cifar100")
 
 
@@ -99,7 +101,9 @@ def test_pair_tasks(family):
     assert task.multimodal == (family != "topics")
     if task.multimodal:
         assert task.train_images.shape == (len(task.train_labels), 3, 32, 32)
-    assert make_pair_task(family, train_per_class=3, test_per_class=2).train_texts == task.train_texts
+    assert (
+        make_pair_task(family, train_per_class=3, test_per_class=2).train_texts == task.train_texts
+    )
 
 
 def test_matching_is_balanced():

@@ -12,12 +12,31 @@ def zeroshot_bars(
 ) -> go.Figure:
     """One bar per task (percent), with the task's chance level marked."""
     names = list(accuracy)
-    fig = go.Figure(go.Bar(x=names, y=[accuracy[n] for n in names], name="zero-shot",
-                           text=[f"{accuracy[n]:.0f}" for n in names], textposition="outside"))
-    fig.add_trace(go.Scatter(x=names, y=[chance[n] for n in names], mode="markers", name="chance",
-                             marker=dict(symbol="line-ew-open", size=36, line=dict(width=3))))
-    fig.update_layout(title=title, yaxis=dict(title="accuracy (%)", range=[0, 105]),
-                      xaxis_title="task", legend=dict(orientation="h", y=1.08), height=420)
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=[accuracy[n] for n in names],
+            name="zero-shot",
+            text=[f"{accuracy[n]:.0f}" for n in names],
+            textposition="outside",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=names,
+            y=[chance[n] for n in names],
+            mode="markers",
+            name="chance",
+            marker=dict(symbol="line-ew-open", size=36, line=dict(width=3)),
+        )
+    )
+    fig.update_layout(
+        title=title,
+        yaxis=dict(title="accuracy (%)", range=[0, 105]),
+        xaxis_title="task",
+        legend=dict(orientation="h", y=1.08),
+        height=420,
+    )
     return fig
 
 

@@ -29,15 +29,29 @@ def _row_mosaic(task: Task, upscale: int) -> tuple[np.ndarray, list[float]]:
 
 def task_gallery(tasks: Sequence[Task], upscale: int = 2) -> go.Figure:
     """Every task of a stream as a row of examples, each labelled with its class name."""
-    fig = make_subplots(rows=len(tasks), cols=1, vertical_spacing=0.35 / len(tasks),
-                        subplot_titles=[f"{t.name}  ({t.source}: {t.description})" for t in tasks])
+    fig = make_subplots(
+        rows=len(tasks),
+        cols=1,
+        vertical_spacing=0.35 / len(tasks),
+        subplot_titles=[f"{t.name}  ({t.source}: {t.description})" for t in tasks],
+    )
     for r, task in enumerate(tasks, start=1):
         mosaic, centres = _row_mosaic(task, upscale)
         fig.add_trace(go.Image(z=mosaic, hovertemplate=f"{task.name}<extra></extra>"), row=r, col=1)
-        fig.update_xaxes(tickvals=centres, ticktext=list(task.classnames), tickangle=-35,
-                         showgrid=False, row=r, col=1)
+        fig.update_xaxes(
+            tickvals=centres,
+            ticktext=list(task.classnames),
+            tickangle=-35,
+            showgrid=False,
+            row=r,
+            col=1,
+        )
         fig.update_yaxes(visible=False, row=r, col=1)
-    fig.update_layout(height=150 * len(tasks) + 60, width=900, margin=dict(l=10, r=10, t=40, b=10),
-                      title="The task stream: one example of every class")
+    fig.update_layout(
+        height=150 * len(tasks) + 60,
+        width=900,
+        margin=dict(l=10, r=10, t=40, b=10),
+        title="The task stream: one example of every class",
+    )
     fig.update_annotations(font_size=12, xanchor="left", x=0)
     return fig

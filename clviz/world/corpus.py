@@ -46,23 +46,42 @@ def _pick(rng: np.random.Generator, options):
     return options[rng.integers(len(options))]
 
 
-def _light_background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str | None]:
-    """A canonical background; returns the pixels and, for a patterned one, its name."""
+def _dark(rng: np.random.Generator) -> tuple[int, int, int]:
+    return tuple(int(v) for v in rng.integers(10, 70, size=3))  # type: ignore[return-value]
+
+
+def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str | None]:
+    """A varied background, as photos have; returns the pixels and, if patterned, its name.
+
+    Light and plain most often, but also gradients, faint patterns, dark and saturated
+    backgrounds, so that the model does not tie a concept to one kind of background.
+    """
     u = rng.random()
-    if u < 0.45:
-        return np.full((size, size, 3), 255 if u < 0.2 else R.pastel(rng), np.uint8), None
-    if u < 0.75:
+    if u < 0.3:
+        return np.full((size, size, 3), 255 if u < 0.12 else R.pastel(rng), np.uint8), None
+    if u < 0.5:
         return R.gradient(size, rng, R.pastel(rng), R.pastel(rng)), None
-    name = _pick(rng, R.TEXTURES)
-    return R.texture(name, size, rng, R.pastel(rng), (250, 250, 250), period=6 * size / 32), name
+    if u < 0.65:
+        name = _pick(rng, R.TEXTURES)
+        return R.texture(
+            name, size, rng, R.pastel(rng), (250, 250, 250), period=6 * size / 32
+        ), name
+    if u < 0.85:
+        return R.gradient(size, rng, _dark(rng), _dark(rng)), "dark"
+    return np.full((size, size, 3), R.random_color(rng), np.uint8), None
+
+
+def _ink(rng: np.random.Generator, background: np.ndarray) -> tuple[int, int, int]:
+    """A text colour that stands out from ``background``: dark on light, light on dark."""
+    if background.mean() > 110:
+        return tuple(int(v) for v in rng.integers(0, 90, size=3))  # type: ignore[return-value]
+    return tuple(int(v) for v in rng.integers(180, 256, size=3))  # type: ignore[return-value]
 
 
 def _scene_shape(rng, size):
     shape, cname = _pick(rng, R.SHAPES), _pick(rng, tuple(R.COLORS))
-    bg, pattern = _light_background(rng, size)
+    bg, pattern = _background(rng, size)
     outline = rng.random() < 0.25
-    if rng.random() < 0.1:
-        bg, pattern = np.full((size, size, 3), rng.integers(20, 60), np.uint8), "dark"
     img = R.canvas(size, bg)
     scale = rng.uniform(0.35, 0.75)
     center = R.random_center(rng, size, scale)
@@ -90,7 +109,7 @@ def _scene_shape(rng, size):
 
 def _scene_count(rng, size):
     n = int(rng.integers(1, 6))
-    bg, _ = _light_background(rng, size)
+    bg, _ = _background(rng, size)
     img = R.canvas(size, bg)
     scale = rng.uniform(0.18, 0.26)
     if rng.random() < 0.6:
@@ -119,10 +138,18 @@ def _scene_count(rng, size):
 
 def _scene_pattern(rng, size):
     name, cname = _pick(rng, R.TEXTURES), _pick(rng, tuple(R.COLORS))
-    period = rng.uniform(4.5, 8.0) * size / 32
-    px = R.texture(
-        name, size, rng, R.jitter_color(rng, R.COLORS[cname], 15), (250, 250, 250), period
+    period = rng.uniform(4.0, 8.0) * size / 32
+    u = rng.random()
+    paper = (
+        (250, 250, 250)
+        if u < 0.35
+        else R.pastel(rng)
+        if u < 0.6
+        else _dark(rng)
+        if u < 0.75
+        else R.random_color(rng)
     )
+    px = R.texture(name, size, rng, R.jitter_color(rng, R.COLORS[cname], 15), paper, period)
     caption = _pick(
         rng,
         (
@@ -156,7 +183,7 @@ def _scene_color(rng, size):
 def _scene_emoji(rng, size):
     char = _pick(rng, _EMOJI)
     name = S.emoji_name(char)
-    bg, _ = _light_background(rng, size)
+    bg, _ = _background(rng, size)
     img = R.canvas(size, bg)
     scale = rng.uniform(0.6, 0.95)
     if rng.random() < 0.3:  # small and placed: teaches "in the top left" and friends
@@ -187,19 +214,15 @@ def _scene_emoji(rng, size):
 
 def _scene_digit(rng, size):
     d = int(rng.integers(10))
-    u = rng.random()
-    if u < 0.15:  # printed light-on-dark digits, like a display: never handwritten
-        img = R.canvas(size, tuple(int(v) for v in rng.integers(0, 60, size=3)))
-        ink = tuple(int(v) for v in rng.integers(180, 256, size=3))
-    else:
-        img = R.canvas(size, _light_background(rng, size)[0])
-        ink = tuple(int(v) for v in rng.integers(0, 90, size=3))
-    scale = rng.uniform(0.7, 0.95)
-    if u >= 0.15 and rng.random() < 0.35:  # a handwritten digit from the corpus split, dark on light
+    if rng.random() < 0.3:  # handwriting, always dark on light: light-on-dark stays the task's
+        bg = R.gradient(size, rng, R.pastel(rng), R.pastel(rng))
         pool = S.digit_split("corpus", d)
         sprite, how = S.digit_sprite(int(pool[rng.integers(len(pool))])), "handwritten "
     else:
+        bg, _ = _background(rng, size)
         sprite, how = S.glyph_sprite(str(d), _pick(rng, CORPUS_FONTS)), ""
+    img, ink = R.canvas(size, bg), _ink(rng, bg)
+    scale = rng.uniform(0.7, 0.95)
     R.paste_sprite(
         img, S.tint(sprite, ink), R.random_center(rng, size, scale * 0.7), scale * 2 * size
     )
@@ -217,8 +240,8 @@ def _scene_digit(rng, size):
 
 def _scene_letter(rng, size):
     letter = _pick(rng, ALL_LETTERS if rng.random() < 0.5 else LETTERS)
-    img = R.canvas(size, _light_background(rng, size)[0])
-    ink = tuple(int(v) for v in rng.integers(0, 90, size=3))
+    bg, _ = _background(rng, size)
+    img, ink = R.canvas(size, bg), _ink(rng, bg)
     scale = rng.uniform(0.7, 0.95)
     font = _pick(rng, CORPUS_FONTS)
     R.paste_sprite(
@@ -250,13 +273,41 @@ _SCENES = {
 }
 
 
+def photo_variety(
+    rng: np.random.Generator, img: np.ndarray, caption: str
+) -> tuple[np.ndarray, str]:
+    """Photometric variety, as web photos have: grey, noise, low contrast, blur.
+
+    Applied to a share of the corpus (:data:`VARIETY_SHARE`) so that the tiny CLIP does not
+    learn that every image is clean; the task domains still combine these shifts in ways the
+    corpus rarely shows. A grey image is sometimes captioned as a black and white photo.
+    """
+    if rng.random() < 0.3:
+        img = R.grayscale(img)
+        if rng.random() < 0.5:
+            caption = "a black and white photo of " + caption.removeprefix("a photo of ")
+    if rng.random() < 0.5:
+        img = R.contrast(img, rng.uniform(0.5, 0.9), rng.uniform(-30, 30))
+    if rng.random() < 0.3:
+        img = R.blur(img, rng.uniform(0.3, 0.7))
+    if rng.random() < 0.6:
+        img = R.add_noise(img, rng, rng.uniform(3, 12))
+    return img, caption
+
+
+VARIETY_SHARE = 0.5
+
+
 def sample_caption_pair(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str]:
-    """One (image, caption) pair in the canonical style."""
+    """One (image, caption) pair: the canonical style, photometrically varied half the time."""
     kinds = tuple(SCENE_WEIGHTS)
     p = np.asarray([SCENE_WEIGHTS[k] for k in kinds])
     kind = kinds[rng.choice(len(kinds), p=p / p.sum())]
     img, caption = _SCENES[kind](rng, size)
-    return R.downsample(img, size), re.sub(r"\ba (?=[aeiou])", "an ", caption)
+    img = R.downsample(img, size)
+    if rng.random() < VARIETY_SHARE:
+        img, caption = photo_variety(rng, img, caption)
+    return img, re.sub(r"\ba (?=[aeiou])", "an ", caption)
 
 
 def make_corpus(

@@ -81,9 +81,9 @@ def _draw_colors(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
 def _draw_textures(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     """A close-up of a low-contrast pattern at a random scale and angle, slightly blurred."""
     fg, bg = R.random_color(rng), R.random_color(rng)
-    period = rng.uniform(3.0, 7.0) * size / 32
+    period = rng.uniform(3.5, 7.0) * size / 32
     out = R.texture(R.TEXTURES[label], size, rng, fg, bg, period=period)
-    out = R.contrast(out, rng.uniform(0.45, 0.8), rng.uniform(-20, 20))
+    out = R.contrast(out, rng.uniform(0.55, 0.85), rng.uniform(-20, 20))
     return R.add_noise(R.blur(out, 0.4), rng, 8)
 
 

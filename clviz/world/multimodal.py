@@ -48,13 +48,21 @@ class PairTask:
         return len(self.labelnames)
 
 
-def _shapes_scene(rng: np.random.Generator, size: int, n: int, shape: str, color: str) -> np.ndarray:
+def _shapes_scene(
+    rng: np.random.Generator, size: int, n: int, shape: str, color: str
+) -> np.ndarray:
     """``n`` copies of one coloured shape on a light background."""
     img = R.canvas(size, R.pastel(rng))
     scale = 0.55 if n == 1 else rng.uniform(0.2, 0.25)
     for center in R.scatter_centers(rng, n, size, scale):
-        R.draw_shape(img, shape, center, scale * size, R.jitter_color(rng, R.COLORS[color], 20),
-                     angle=rng.uniform(-0.3, 0.3))
+        R.draw_shape(
+            img,
+            shape,
+            center,
+            scale * size,
+            R.jitter_color(rng, R.COLORS[color], 20),
+            angle=rng.uniform(-0.3, 0.3),
+        )
     return R.add_noise(R.downsample(img, size), rng, 5)
 
 
@@ -64,7 +72,10 @@ def _other(rng: np.random.Generator, options: tuple[str, ...], not_this: str) ->
 
 
 def _matching_example(rng: np.random.Generator, size: int, label: int):
-    shape, color = R.SHAPES[rng.integers(len(R.SHAPES))], tuple(R.COLORS)[rng.integers(len(R.COLORS))]
+    shape, color = (
+        R.SHAPES[rng.integers(len(R.SHAPES))],
+        tuple(R.COLORS)[rng.integers(len(R.COLORS))],
+    )
     img = _shapes_scene(rng, size, 1, shape, color)
     said_shape, said_color = shape, color
     if label == 0:  # a caption with exactly one attribute wrong
@@ -86,7 +97,10 @@ VQA_ANSWERS: tuple[str, ...] = tuple(a for _, answers in VQA_QUESTIONS.values() 
 def _vqa_example(rng: np.random.Generator, size: int, label: int):
     answer = VQA_ANSWERS[label]
     kind = next(k for k, (_, answers) in VQA_QUESTIONS.items() if answer in answers)
-    shape, color = R.SHAPES[rng.integers(len(R.SHAPES))], tuple(R.COLORS)[rng.integers(len(R.COLORS))]
+    shape, color = (
+        R.SHAPES[rng.integers(len(R.SHAPES))],
+        tuple(R.COLORS)[rng.integers(len(R.COLORS))],
+    )
     n = 1
     if kind == "color":
         color = answer
@@ -108,8 +122,12 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "pattern": R.TEXTURES,
 }
 _SENTENCES = (
-    "i saw a {} yesterday.", "there is a {} next to the house.", "my friend talked about a {}.",
-    "the book mentions a {} on every page.", "we were looking for a {}.", "can you find the {}?",
+    "i saw a {} yesterday.",
+    "there is a {} next to the house.",
+    "my friend talked about a {}.",
+    "the book mentions a {} on every page.",
+    "we were looking for a {}.",
+    "can you find the {}?",
 )
 
 
@@ -144,7 +162,11 @@ def _split(kind: str, split: str, per_class: int, seed: int, size: int):
 
 @lru_cache(maxsize=16)
 def make_pair_task(
-    kind: str, seed: int = 0, image_size: int = 32, train_per_class: int = 48, test_per_class: int = 24
+    kind: str,
+    seed: int = 0,
+    image_size: int = 32,
+    train_per_class: int = 48,
+    test_per_class: int = 24,
 ) -> PairTask:
     """Build the ``kind`` family's task ('matching', 'vqa' or 'topics'); cached."""
     if kind not in _FAMILIES:
@@ -157,4 +179,3 @@ def make_pair_task(
 def list_pair_families() -> list[str]:
     """Names of the multi-modal and text-only task families."""
     return list(_FAMILIES)
-

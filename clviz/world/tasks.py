@@ -64,6 +64,11 @@ STREAMS: dict[str, StreamSpec] = {
         description=f"the default stream with {FEW_SHOT_K} images per class",
     ),
     "extra": StreamSpec(("emoji-vehicles", "layout"), description="held-out tasks for transfer"),
+    "smoke": StreamSpec(
+        ("shapes", "digits", "colors"),
+        8,
+        description="three small tasks for quick checks and tests",
+    ),
 }
 
 

@@ -1,0 +1,51 @@
+"""One config dataclass for a continual-learning run; its hash names the cached results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from clviz.methods.base import TrainConfig
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a run's accuracy matrix."""
+
+    method: str
+    stream: str = "default"
+    seed: int = 0
+    backbone: str = "clviz-tiny"
+    pretrained: str | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    options: dict[str, Any] = field(default_factory=dict)  # the method's own hyper-parameters
+    eval_batch_size: int = 256
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Rebuild a config from :meth:`as_dict` output; unknown keys raise with the valid ones."""
+        data = dict(data)
+        valid = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ValueError(
+                f"unknown config key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}"
+            )
+        train = data.pop("train", {}) or {}
+        bad = sorted(set(train) - set(TrainConfig.__dataclass_fields__))
+        if bad:
+            raise ValueError(
+                f"unknown train key(s) {', '.join(bad)}; valid: "
+                f"{', '.join(TrainConfig.__dataclass_fields__)}"
+            )
+        return cls(train=TrainConfig(**train), **data)
+
+    def digest(self) -> str:
+        """A short stable hash of the full config: same config, same results folder content."""
+        text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

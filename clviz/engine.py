@@ -1,0 +1,181 @@
+"""The continual-learning engine: learn a stream task by task, evaluate every task after each.
+
+For each task t of the stream the method trains on t, finishes it, and is evaluated on *every*
+task (learned or not yet learned), which gives row t of the T x T accuracy matrix. The untouched
+backbone's zero-shot accuracy is recorded too. After every task a checkpoint is written
+(atomically); an interrupted run resumes from the last finished task and ends with the same
+matrix, because each task's randomness is seeded from ``(seed, task index)`` alone. The finished
+results are cached under the hash of the full config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+import clviz.methods  # noqa: F401  (registers the methods)
+from clviz.backbone import load_backbone
+from clviz.config import RunConfig
+from clviz.io import atomic_path, write_json
+from clviz.methods.base import Method, get_method, make_options
+from clviz.metrics import summarize
+from clviz.world.tasks import Task, get_stream
+from clviz.zeroshot import zeroshot_accuracy
+
+RESULTS = "results.json"
+CHECKPOINT = "checkpoint.pt"
+
+
+class RunDirError(RuntimeError):
+    """The output folder holds another config's results; the message says what to do."""
+
+
+def results_root() -> Path:
+    """Where runs are cached: ``$CLVIZ_RESULTS``, else ``results/runs`` of this checkout (so the
+    notebooks, the CLI and the main job share one cache), else ``./results/runs``."""
+    if os.environ.get("CLVIZ_RESULTS"):
+        return Path(os.environ["CLVIZ_RESULTS"])
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "pyproject.toml").is_file():
+        return repo / "results" / "runs"
+    return Path("results") / "runs"
+
+
+def default_out_dir(config: RunConfig, root: str | Path | None = None) -> Path:
+    """``<root>/<method>_<stream>_seed<seed>``, with the root from :func:`results_root`."""
+    return Path(root or results_root()) / f"{config.method}_{config.stream}_seed{config.seed}"
+
+
+def task_seed(seed: int, index: int) -> int:
+    """The seed of task ``index``'s training randomness: independent of what ran before."""
+    return seed * 1_000_003 + index
+
+
+@torch.no_grad()
+def accuracy(method: Method, task: Task, batch_size: int = 256) -> float:
+    """Top-1 accuracy (percent) of ``method`` on ``task``'s test split."""
+    correct = 0
+    for i in range(0, len(task.test_labels), batch_size):
+        logits = method.predict(task.test_images[i : i + batch_size], task)
+        correct += (logits.argmax(-1).cpu() == task.test_labels[i : i + batch_size]).sum().item()
+    return 100.0 * correct / len(task.test_labels)
+
+
+def _check_out_dir(out: Path, digest: str, config: RunConfig, force: bool) -> dict | None:
+    """Return cached results for this config, or None; refuse another config's folder."""
+    results = out / RESULTS
+    if results.is_file():
+        existing = json.loads(results.read_text())
+        if existing.get("config_hash") == digest:
+            return existing
+        if not force:
+            raise RunDirError(
+                f"{out} already holds the results of another config (method "
+                f"{existing.get('method')!r}, stream {existing.get('stream')!r}, hash "
+                f"{existing.get('config_hash')}); this config's hash is {digest}. "
+                "Choose another --out folder, or pass --force to replace them."
+            )
+    return None
+
+
+def build_method(config: RunConfig) -> Method:
+    """The backbone and the configured method on it, untrained."""
+    cls = get_method(config.method)
+    options = make_options(cls, config.options)
+    model, _, tokenizer = load_backbone(config.backbone, config.pretrained)
+    return cls(model, tokenizer, config.train, options)
+
+
+def run(
+    config: RunConfig,
+    out_dir: str | Path | None = None,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    on_task_end: Callable[[int, list[float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate ``config`` on its stream; returns (and writes) the results dict.
+
+    ``on_task_end(index, row)`` is called after each task's checkpoint is written.
+    """
+    out = Path(out_dir) if out_dir is not None else default_out_dir(config)
+    digest = config.digest()
+    cached = _check_out_dir(out, digest, config, force)
+    if cached is not None:
+        return cached
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    tasks = get_stream(config.stream, seed=config.seed)
+    method = build_method(config)
+    by_name = {t.name: t for t in tasks}
+
+    checkpoint_path = out / CHECKPOINT
+    state: dict[str, Any] = {"rows": [], "task_stats": [], "seconds": 0.0}
+    if checkpoint_path.is_file():
+        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        if saved["config_hash"] == digest:
+            method.load_state_dict(saved["method"], by_name)
+            state = saved
+        elif not force:
+            raise RunDirError(
+                f"{checkpoint_path} belongs to another config (hash "
+                f"{saved['config_hash']}, this one {digest}); use another --out "
+                "or --force"
+            )
+    if "zero_shot" not in state:
+        state["zero_shot"] = [zeroshot_accuracy(method.model, method.tokenizer, t) for t in tasks]
+
+    bar = tqdm(
+        range(len(tasks)),
+        desc=f"{config.method} on {config.stream}",
+        disable=not progress,
+        initial=len(state["rows"]),
+    )
+    for index in range(len(state["rows"]), len(tasks)):
+        task = tasks[index]
+        torch.manual_seed(task_seed(config.seed, index))
+        generator = torch.Generator().manual_seed(task_seed(config.seed, index))
+        method.begin_task(task, index)
+        stats = method.train_task(task, index, generator, progress=progress)
+        method.finish_task(task, index)
+        row = [accuracy(method, t, config.eval_batch_size) for t in tasks]
+        state["rows"].append(row)
+        state["task_stats"].append(stats)
+        state["seconds"] += time.perf_counter() - started
+        started = time.perf_counter()
+        with atomic_path(checkpoint_path) as tmp:
+            torch.save({**state, "config_hash": digest, "method": method.state_dict()}, tmp)
+        bar.update(1)
+        bar.set_postfix(task=task.name, acc=f"{row[index]:.1f}")
+        if on_task_end is not None:
+            on_task_end(index, row)
+    bar.close()
+
+    trainable, total = method.count_parameters()
+    results = {
+        "method": config.method,
+        "stream": config.stream,
+        "seed": config.seed,
+        "tasks": [t.name for t in tasks],
+        "accuracy_matrix": state["rows"],
+        "zero_shot": state["zero_shot"],
+        "metrics": summarize(state["rows"]).as_dict(),
+        "trainable_params": trainable,
+        "total_params": total,
+        "seconds": round(state["seconds"] + time.perf_counter() - started, 2),
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "task_stats": state["task_stats"],
+        "config_hash": digest,
+        "config": config.as_dict(),
+    }
+    write_json(out / RESULTS, results)
+    return results
