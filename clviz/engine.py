@@ -28,7 +28,6 @@ from clviz.io import atomic_path, write_json
 from clviz.methods.base import Method, get_method, make_options
 from clviz.metrics import summarize
 from clviz.world.tasks import Task, get_stream
-from clviz.zeroshot import zeroshot_accuracy
 
 RESULTS = "results.json"
 CHECKPOINT = "checkpoint.pt"
@@ -86,11 +85,25 @@ def _check_out_dir(out: Path, digest: str, config: RunConfig, force: bool) -> di
     return None
 
 
-def build_method(config: RunConfig) -> Method:
-    """The backbone and the configured method on it, untrained."""
+def _load_checkpoint(path: Path, digest: str, force: bool) -> dict[str, Any] | None:
+    """The saved state of this config's unfinished run, or None to start afresh."""
+    if not path.is_file():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if saved["config_hash"] == digest:
+        return saved
+    if force:
+        return None
+    raise RunDirError(f"{path} belongs to another config (hash {saved['config_hash']}, this one "
+                      f"{digest}); choose another --out folder, or pass --force to replace it")
+
+
+def build_method(config: RunConfig, model=None, tokenizer=None) -> Method:
+    """The configured method on the backbone (loaded here unless given), untrained."""
     cls = get_method(config.method)
     options = make_options(cls, config.options)
-    model, _, tokenizer = load_backbone(config.backbone, config.pretrained)
+    if model is None:
+        model, _, tokenizer = load_backbone(config.backbone, config.pretrained)
     return cls(model, tokenizer, config.train, options)
 
 
@@ -115,24 +128,16 @@ def run(
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     tasks = get_stream(config.stream, seed=config.seed)
-    method = build_method(config)
-    by_name = {t.name: t for t in tasks}
-
+    model, _, tokenizer = load_backbone(config.backbone, config.pretrained)
     checkpoint_path = out / CHECKPOINT
-    state: dict[str, Any] = {"rows": [], "task_stats": [], "seconds": 0.0}
-    if checkpoint_path.is_file():
-        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if saved["config_hash"] == digest:
-            method.load_state_dict(saved["method"], by_name)
-            state = saved
-        elif not force:
-            raise RunDirError(
-                f"{checkpoint_path} belongs to another config (hash "
-                f"{saved['config_hash']}, this one {digest}); use another --out "
-                "or --force"
-            )
-    if "zero_shot" not in state:
-        state["zero_shot"] = [zeroshot_accuracy(method.model, method.tokenizer, t) for t in tasks]
+    state = _load_checkpoint(checkpoint_path, digest, force)
+    if state is None:  # the untouched backbone, evaluated exactly as every method is
+        untouched = Method(model, tokenizer, config.train)
+        zero_shot = [accuracy(untouched, t, config.eval_batch_size) for t in tasks]
+        state = {"rows": [], "task_stats": [], "seconds": 0.0, "zero_shot": zero_shot}
+    method = build_method(config, model, tokenizer)
+    if "method" in state:
+        method.load_state_dict(state.pop("method"), {t.name: t for t in tasks})
 
     bar = tqdm(
         range(len(tasks)),
