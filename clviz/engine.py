@@ -94,8 +94,10 @@ def _load_checkpoint(path: Path, digest: str, force: bool) -> dict[str, Any] | N
         return saved
     if force:
         return None
-    raise RunDirError(f"{path} belongs to another config (hash {saved['config_hash']}, this one "
-                      f"{digest}); choose another --out folder, or pass --force to replace it")
+    raise RunDirError(
+        f"{path} belongs to another config (hash {saved['config_hash']}, this one "
+        f"{digest}); choose another --out folder, or pass --force to replace it"
+    )
 
 
 def build_method(config: RunConfig, model=None, tokenizer=None) -> Method:

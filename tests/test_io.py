@@ -15,3 +15,13 @@ def test_failed_write_keeps_the_old_content(tmp_path):
         raise RuntimeError("killed mid-write")
     assert target.read_text().strip().startswith('{\n  "finished": true')
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "x.json"
+    write_json(target, [1])
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -116,3 +116,15 @@ def test_matching_is_balanced():
 def test_unknown_pair_family():
     with pytest.raises(ValueError, match="valid families: matching, vqa, topics"):
         make_pair_task("nlvr")
+
+
+def test_few_shot_keeps_k_images_per_class_and_the_test_split():
+    from clviz.world import few_shot
+
+    task = make_task("colors", train_per_class=6, test_per_class=2)
+    few = few_shot(task, 2, seed=1)
+    assert torch.bincount(few.train_labels).tolist() == [2] * task.num_classes
+    assert torch.equal(few.test_images, task.test_images)
+    assert torch.equal(few_shot(task, 2, seed=1).train_images, few.train_images)
+    with pytest.raises(ValueError, match="only 6 images of class 0"):
+        few_shot(task, 7)

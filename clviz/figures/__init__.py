@@ -11,6 +11,18 @@ from clviz.figures.forgetting import (
 )
 from clviz.figures.world import task_gallery
 
+
+def use_notebook_renderer() -> None:
+    """Show figures interactively in JupyterLab *and* keep them in exported HTML, offline.
+
+    ``plotly_mimetype`` is what JupyterLab renders; ``notebook`` adds an HTML copy with
+    plotly.js embedded once, so executed notebooks and their HTML need no network.
+    """
+    import plotly.io as pio
+
+    pio.renderers.default = "plotly_mimetype+notebook"
+
+
 __all__ = [
     "accuracy_heatmap",
     "accuracy_heatmaps",
@@ -19,5 +31,6 @@ __all__ = [
     "task_curve_comparison",
     "task_curves",
     "task_gallery",
+    "use_notebook_renderer",
     "zeroshot_bars",
 ]
