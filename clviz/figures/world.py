@@ -32,7 +32,7 @@ def task_gallery(tasks: Sequence[Task], upscale: int = 2) -> go.Figure:
     fig = make_subplots(
         rows=len(tasks),
         cols=1,
-        vertical_spacing=0.35 / len(tasks),
+        vertical_spacing=0.6 / len(tasks),
         subplot_titles=[f"{t.name}  ({t.source}: {t.description})" for t in tasks],
     )
     for r, task in enumerate(tasks, start=1):
@@ -48,7 +48,7 @@ def task_gallery(tasks: Sequence[Task], upscale: int = 2) -> go.Figure:
         )
         fig.update_yaxes(visible=False, row=r, col=1)
     fig.update_layout(
-        height=150 * len(tasks) + 60,
+        height=185 * len(tasks) + 60,
         width=900,
         margin=dict(l=10, r=10, t=40, b=10),
         title="The task stream: one example of every class",

@@ -273,7 +273,7 @@ DOMAINS: dict[str, Domain] = {
             _emoji_names("animals"),
             ("a photo of a {}.", "a black and white photo of a {}."),
             "OpenMoji",
-            "OpenMoji animals as old grey photographs",
+            "animals as old grey photographs",
             _emoji_drawer("animals", "grey photo"),
         ),
         Domain(
@@ -281,7 +281,7 @@ DOMAINS: dict[str, Domain] = {
             _emoji_names("food"),
             ("a photo of {}, a type of food.", "a photo of a {} on a table."),
             "OpenMoji",
-            "OpenMoji food, small, on a patterned tablecloth",
+            "food, small, on a patterned tablecloth",
             _emoji_drawer("food", "tablecloth"),
         ),
         Domain(
@@ -289,7 +289,7 @@ DOMAINS: dict[str, Domain] = {
             _emoji_names("vehicles"),
             ("a silhouette of a {}.", "a photo of a {}."),
             "OpenMoji",
-            "OpenMoji vehicles as dark silhouettes",
+            "vehicles as dark silhouettes",
             _emoji_drawer("vehicles", "silhouette"),
         ),
         Domain(
