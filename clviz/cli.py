@@ -88,6 +88,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _params(args: argparse.Namespace) -> int:
+    from clviz.params import count_parameters
+
+    counts = count_parameters(args.backbone, args.method, args.experts, args.bottleneck, args.tasks)
+    if args.json:
+        print(json.dumps(counts, indent=2))
+        return 0
+    for key, value in counts.items():
+        shown = f"{value / 1e6:.2f}M" if isinstance(value, int) and value > 10_000 else value
+        print(f"{key:<16}{shown}")
+    ratio = counts["trainable"] / counts["full_finetune"]
+    print(f"trainable / full fine-tuning: {ratio:.1%} ({1 - ratio:.0%} fewer)")
+    return 0
+
+
 def _metrics(args: argparse.Namespace) -> int:
     from clviz.metrics import load_matrix, summarize
 
@@ -167,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="at most 10 steps per task (smoke test)")
     p.add_argument("--force", action="store_true", help="replace another config's results")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("params", help="trainable and total parameters of a method, untrained")
+    p.add_argument("--backbone", default="clviz-tiny", help="open_clip architecture")
+    p.add_argument("--method", required=True)
+    p.add_argument("--experts", type=int, default=22)
+    p.add_argument("--bottleneck", type=int, default=64)
+    p.add_argument("--tasks", type=int, default=11, help="routers to count (one per task)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_params)
 
     p = sub.add_parser("metrics", help="Transfer, Avg, Last, BWT and forgetting of a matrix file")
     p.add_argument("file", help="CSV, JSON list of rows, or JSON with 'accuracy_matrix'")

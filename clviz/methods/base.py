@@ -66,6 +66,10 @@ class Method:
     def begin_task(self, task: Task, index: int) -> None:
         """Called before training on ``task`` (the ``index``-th of the stream)."""
 
+    def learning_rate(self) -> float:
+        """The optimiser's learning rate (adapter methods override the shared default)."""
+        return self.train_cfg.lr
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What the optimiser updates on the current task."""
         return [p for n, p in self.model.named_parameters() if n != "logit_scale"]
@@ -98,7 +102,7 @@ class Method:
             return {"steps": 0}
         self._tokens = prompt_tokens(self.tokenizer, task)
         optimizer = torch.optim.AdamW(
-            params, lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay, fused=True
+            params, lr=self.learning_rate(), weight_decay=self.train_cfg.weight_decay, fused=True
         )
         n = len(task.train_labels)
         losses = []

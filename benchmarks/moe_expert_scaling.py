@@ -1,0 +1,52 @@
+"""Step time of MoE-Adapters with 4 vs 22 experts at top-2: the cost must not grow with E.
+
+    python benchmarks/moe_expert_scaling.py [--batch 128] [--steps 20]
+
+Times training steps of the tiny CLIP with MoE adapters in both towers, for E = 4 and E = 22
+experts in one run, and prints the ratio (target: at most 1.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from clviz.backbone import load_backbone
+from clviz.methods import TrainConfig, get_method, make_options
+from clviz.world import make_task
+
+
+def step_time(experts: int, batch: int, steps: int) -> float:
+    model, _, tokenizer = load_backbone()
+    cls = get_method("moe-adapters-taskid")
+    method = cls(
+        model,
+        tokenizer,
+        TrainConfig(steps=3, batch_size=batch),
+        make_options(cls, {"experts": experts}),
+    )
+    task = make_task("shapes")
+    method.begin_task(task, 0)
+    method.train_task(task, 0, torch.Generator().manual_seed(0), progress=False)  # warm-up
+    method.train_cfg.steps = steps
+    started = time.perf_counter()
+    method.train_task(task, 0, torch.Generator().manual_seed(1), progress=False)
+    return (time.perf_counter() - started) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    times = {e: step_time(e, args.batch, args.steps) for e in (4, 22)}
+    for e, t in times.items():
+        print(f"E = {e:>2} experts, top-2, batch {args.batch}: {t * 1000:.0f} ms per training step")
+    print(f"ratio E=22 / E=4: {times[22] / times[4]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

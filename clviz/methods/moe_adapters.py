@@ -1,0 +1,127 @@
+"""MoE-Adapters (Yu et al., CVPR 2024; reference code JiazuoYu/MoE-Adapters4CL), given the task id.
+
+The backbone is frozen (both towers and the logit scale). Every residual block of both towers
+gets a pool of expert adapters and one router per task (:mod:`clviz.moe`). While task t trains,
+only router t and the experts not yet frozen learn; the selection counts of each layer are kept,
+and after the task its ``freeze_per_task`` most-selected experts join the layer's frozen set
+(activate-freeze). Frozen experts stay selectable by later routers: that is how knowledge is
+reused.
+
+This variant is told which task an image comes from (an oracle). A task not learned yet has no
+router of its own; it is routed with the newest router, as the reference does without its
+auto-selector. The DDAS auto-selector variant is ``moe-adapters``.
+Our defaults for the embedded stream: 16 experts (two per task of the 8-task stream, as the
+reference's 22 for 11 tasks), bottleneck 64, top-2, learning rate 1e-3; the load-balancing loss
+is computed but, as in the reference, not added unless ``balance_loss`` is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from clviz.methods.base import Method, register_method
+from clviz.moe.layer import attach_moe_adapters, routing
+from clviz.world.tasks import Task
+from clviz.zeroshot import class_text_features, image_features
+
+
+@dataclass
+class MoEOptions:
+    experts: int = 16
+    bottleneck: int = 64
+    top_k: int = 2
+    freeze_per_task: int = 2
+    lr: float = 1e-3
+    balance_loss: bool = False
+
+
+@register_method
+class MoEAdaptersTaskId(Method):
+    name = "moe-adapters-taskid"
+    summary = "MoE adapters with per-task routers and activate-freeze, told the task id"
+    Options = MoEOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        o = self.options
+        self.layers = attach_moe_adapters(self.model, o.experts, o.bottleneck, o.top_k)
+        self.frozen: dict[str, set[int]] = {name: set() for name in self.layers}
+        self.selections: list[dict[str, list[int]]] = []  # counts per learned task and layer
+        self.frozen_history: list[dict[str, list[int]]] = []  # frozen sets after each task
+
+    def learning_rate(self) -> float:
+        return self.options.lr
+
+    def add_router(self) -> int:
+        """One more router in every layer; returns the new task's router index."""
+        (index,) = {layer.router.add_task() for layer in self.layers.values()}  # same in all
+        return index
+
+    def begin_task(self, task: Task, index: int) -> None:
+        router = self.add_router()
+        for name, layer in self.layers.items():
+            layer.counts.zero_()
+            for e, expert in enumerate(layer.experts.experts):
+                expert.requires_grad_(e not in self.frozen[name])
+            for t, (gate, noise) in enumerate(
+                zip(layer.router.gates, layer.router.noise, strict=True)
+            ):
+                gate.requires_grad_(t == router)
+                noise.requires_grad_(t == router)
+        self._router = router
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, task: Task) -> torch.Tensor:
+        with routing(self.model, self._router):
+            loss = self.task_loss(self.encode_images(images), labels, task)
+        if self.options.balance_loss:
+            loss = loss + sum(layer.aux_loss for layer in self.layers.values())
+        return loss
+
+    def end_task(self, task: Task, index: int) -> None:
+        counts = {name: layer.counts.tolist() for name, layer in self.layers.items()}
+        for name, c in counts.items():
+            top = sorted(range(len(c)), key=lambda e: (-c[e], e))[: self.options.freeze_per_task]
+            self.frozen[name].update(top)
+        self.selections.append(counts)
+        self.frozen_history.append({n: sorted(f) for n, f in self.frozen.items()})
+
+    def router_for(self, task: Task) -> int:
+        """The router of ``task`` if it was learned, else the newest one."""
+        names = [t.name for t in self.learned]
+        return names.index(task.name) if task.name in names else max(len(names) - 1, 0)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, task: Task) -> torch.Tensor:
+        self.model.eval()
+        if not len(next(iter(self.layers.values())).router):
+            return super().predict(images, task)  # nothing learned yet: no router exists
+        with routing(self.model, self.router_for(task)):
+            text = class_text_features(self.model, self.tokenizer, task)
+            return image_features(self.model, images) @ text.T
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "frozen": {n: sorted(f) for n, f in self.frozen.items()},
+            "selections": self.selections,
+            "frozen_history": self.frozen_history,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], tasks: dict[str, Task]) -> None:
+        for _ in state["learned"]:
+            self.add_router()
+        super().load_state_dict(state, tasks)
+        self.frozen = {n: set(f) for n, f in state["frozen"].items()}
+        self.selections, self.frozen_history = state["selections"], state["frozen_history"]
+
+    def count_parameters(self) -> tuple[int, int]:
+        """(experts + routers of every task so far, total): the paper's accounting."""
+        adapters = sum(p.numel() for layer in self.layers.values() for p in layer.parameters())
+        return adapters, sum(p.numel() for p in self.model.parameters())

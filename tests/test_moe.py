@@ -1,0 +1,154 @@
+"""MoE-Adapters: identity at start, batched experts, routers, activate-freeze, accounting."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from clviz.methods import TrainConfig, get_method, make_options
+from clviz.moe import ExpertPool, NoisyTopKRouter, moe_layers
+from clviz.moe.layer import routing
+from clviz.moe.router import cv_squared
+from clviz.world import make_task
+from clviz.zeroshot import class_text_features, image_features
+
+
+def moe_method(tiny, steps=3, **options):
+    model, _, tokenizer = tiny
+    cls = get_method("moe-adapters-taskid")
+    return cls(
+        copy.deepcopy(model),
+        tokenizer,
+        TrainConfig(steps=steps, batch_size=8),
+        make_options(cls, {"experts": 6, **options}),
+    )
+
+
+def learn(method, task, index):
+    method.begin_task(task, index)
+    method.train_task(task, index, torch.Generator().manual_seed(index), progress=False)
+    method.finish_task(task, index)
+
+
+def test_adapted_model_starts_identical_to_the_backbone(tiny, small_task):
+    method = moe_method(tiny)
+    method.add_router()
+    assert len(moe_layers(method.model)) == 8  # 4 image + 4 text blocks
+    with routing(method.model, 0):
+        images = image_features(method.model, small_task.test_images[:8])
+        text = class_text_features(method.model, method.tokenizer, small_task)
+    assert torch.equal(images, image_features(tiny[0], small_task.test_images[:8]))
+    assert torch.equal(text, class_text_features(tiny[0], tiny[2], small_task))
+
+
+def test_batched_experts_equal_the_per_sample_sum():
+    torch.manual_seed(0)
+    pool = ExpertPool(width=16, num_experts=5, bottleneck=4).eval()
+    for expert in pool.experts:  # give the zero-initialised up-projections some weight
+        torch.nn.init.normal_(expert.up.weight)
+    x = torch.randn(3, 7, 16)
+    index = torch.tensor([[0, 4], [2, 2], [3, 1]])
+    gates = torch.tensor([[0.7, 0.3], [0.5, 0.5], [0.1, 0.9]])
+    expected = torch.stack(
+        [
+            sum(gates[n, j] * pool.experts[int(index[n, j])](x[n]) for j in range(2))
+            for n in range(3)
+        ]
+    )
+    torch.testing.assert_close(pool(x, index, gates), expected)
+
+
+def test_router_picks_k_experts_with_noise_only_in_training():
+    torch.manual_seed(0)
+    router = NoisyTopKRouter(width=8, num_experts=6, top_k=2)
+    router.add_task()
+    torch.nn.init.normal_(router.gates[0])
+    torch.nn.init.normal_(router.noise[0])
+    x, task = torch.randn(5, 8), torch.zeros(5, dtype=torch.long)
+    router.eval()
+    index, gates, dense, _ = router(x, task)
+    assert index.shape == (5, 2) and torch.allclose(gates.sum(-1), torch.ones(5))
+    assert torch.equal(router(x, task)[0], index), "no noise at evaluation"
+    assert torch.equal((dense > 0).sum(-1), torch.full((5,), 2))
+    router.train()
+    noisy = [router(x, task)[2] for _ in range(3)]
+    assert not torch.equal(noisy[0], noisy[1]) or not torch.equal(noisy[1], noisy[2])
+    with pytest.raises(ValueError, match="top_k must be between 1"):
+        NoisyTopKRouter(8, 3, top_k=4)
+
+
+def test_activate_freeze(tiny):
+    first = make_task("shapes", train_per_class=4, test_per_class=1)
+    second = make_task("colors", train_per_class=4, test_per_class=1)
+    method = moe_method(tiny, freeze_per_task=2)
+    backbone = {k: v.clone() for k, v in method.model.state_dict().items() if ".moe." not in k}
+    learn(method, first, 0)
+    block = "visual.transformer.resblocks.1"
+    frozen = sorted(method.frozen[block])
+    counts = method.selections[0][block]
+    assert len(frozen) == 2 and min(counts[e] for e in frozen) >= max(
+        c for e, c in enumerate(counts) if e not in frozen
+    )
+    layer = method.layers[block]
+    before = {e: copy.deepcopy(layer.experts.experts[e].state_dict()) for e in frozen}
+    router0 = layer.router.gates[0].detach().clone()
+    method.begin_task(second, 1)
+    for e, expert in enumerate(layer.experts.experts):
+        assert all(p.requires_grad == (e not in frozen) for p in expert.parameters())
+    assert not layer.router.gates[0].requires_grad and layer.router.gates[1].requires_grad
+    assert not any(p.requires_grad for n, p in method.model.named_parameters() if ".moe." not in n)
+    method.train_task(second, 1, torch.Generator().manual_seed(1), progress=False)
+    method.finish_task(second, 1)
+    for e in frozen:
+        for k, v in layer.experts.experts[e].state_dict().items():
+            assert torch.equal(v, before[e][k]), f"frozen expert {e} moved ({k})"
+    assert torch.equal(layer.router.gates[0], router0)
+    for k, v in method.model.state_dict().items():
+        if k in backbone:
+            assert torch.equal(v, backbone[k]), f"backbone weight {k} moved"
+    assert len(method.frozen_history) == 2 and set(frozen) <= set(method.frozen_history[1][block])
+
+
+def test_checkpoint_round_trip_predicts_the_same(tiny):
+    task = make_task("shapes", train_per_class=4, test_per_class=2)
+    method = moe_method(tiny)
+    learn(method, task, 0)
+    restored = moe_method(tiny)
+    restored.load_state_dict(method.state_dict(), {task.name: task})
+    x = task.test_images[:6]
+    torch.testing.assert_close(restored.predict(x, task), method.predict(x, task))
+    assert restored.frozen == method.frozen
+
+
+def test_paper_parameter_count_by_construction():
+    from clviz.params import count_parameters
+
+    counts = count_parameters(
+        "ViT-B-16", "moe-adapters-taskid", experts=22, bottleneck=64, tasks=11
+    )
+    in_millions = {
+        k: round(counts[k] / 1e6, 2)
+        for k in (
+            "image_experts",
+            "text_experts",
+            "image_routers",
+            "text_routers",
+            "trainable",
+            "full_finetune",
+        )
+    }
+    assert in_millions == {
+        "image_experts": 26.17,
+        "text_experts": 17.45,
+        "image_routers": 4.46,
+        "text_routers": 2.97,
+        "trainable": 51.06,
+        "full_finetune": 149.62,
+    }
+
+
+def test_cv_squared():
+    assert cv_squared(torch.ones(4)) == 0
+    assert cv_squared(torch.tensor([4.0, 0.0])) > 0
