@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from clviz.methods.base import Method, register_method
+from clviz.moe.ddas import DDAS, TaskAutoencoder
 from clviz.moe.layer import attach_moe_adapters, routing
 from clviz.world.tasks import Task
 from clviz.zeroshot import class_text_features, image_features
@@ -125,3 +126,76 @@ class MoEAdaptersTaskId(Method):
         """(experts + routers of every task so far, total): the paper's accounting."""
         adapters = sum(p.numel() for layer in self.layers.values() for p in layer.parameters())
         return adapters, sum(p.numel() for p in self.model.parameters())
+
+
+@dataclass
+class MoEDDASOptions(MoEOptions):
+    ddas_steps: int = 300
+    ddas_code: int = 100
+    ddas_quantile: float = 0.95  # share of held-out in-distribution images kept in distribution
+    ddas_heldout: float = 0.1  # share of each task's training images kept from its autoencoder
+    per_batch: bool = False  # the reference decides once per evaluation batch
+
+
+@register_method
+class MoEAdapters(MoEAdaptersTaskId):
+    """MoE-Adapters with DDAS: the auto-selector picks each test image's router, or sends it
+    to the untouched backbone (adapters bypassed in both towers) when it looks unfamiliar."""
+
+    name = "moe-adapters"
+    summary = "MoE adapters with activate-freeze and the DDAS auto-selector (no task id)"
+    Options = MoEDDASOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        o = self.options
+        self.ddas = DDAS(code_dims=o.ddas_code, steps=o.ddas_steps, quantile=o.ddas_quantile)
+        self.last_selection: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def generic_features(self, images: torch.Tensor) -> torch.Tensor:
+        """DDAS's input: frozen backbone features, every adapter bypassed."""
+        with routing(self.model, 0, bypass=True):
+            return self.ddas.features(self.model, images)
+
+    def end_task(self, task: Task, index: int) -> None:
+        super().end_task(task, index)
+        generator = torch.Generator().manual_seed(index)
+        order = torch.randperm(len(task.train_labels), generator=generator)
+        n_held = max(1, int(self.options.ddas_heldout * len(order)))
+        feats = self.generic_features(task.train_images)
+        self.ddas.fit_task(feats[order[n_held:]], feats[order[:n_held]], generator)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, task: Task) -> torch.Tensor:
+        self.model.eval()
+        if not len(self.ddas):
+            return Method.predict(self, images, task)
+        selected, ood = self.ddas.select(self.generic_features(images), self.options.per_batch)
+        self.last_selection = (selected, ood)
+        with routing(self.model, selected, bypass=ood):
+            image = image_features(self.model, images, batch_size=len(images))
+        logits = torch.empty(len(images), task.num_classes)
+        for router, bypass in {(int(t), bool(o)) for t, o in zip(selected, ood, strict=True)}:
+            rows = (selected == router) & (ood == bypass)
+            with routing(self.model, router, bypass=bypass):  # the zero-shot head when bypassing
+                text = class_text_features(self.model, self.tokenizer, task)
+            logits[rows] = image[rows] @ text.T
+        return logits
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "ddas": self.ddas.state_dict(),
+            "ddas_heldout": self.ddas.heldout,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], tasks: dict[str, Task]) -> None:
+        super().load_state_dict(state, tasks)
+        for heldout in state["ddas_heldout"]:
+            self.ddas.autoencoders.append(
+                TaskAutoencoder(heldout.shape[1], self.options.ddas_code)
+                .eval()
+                .requires_grad_(False)
+            )
+        self.ddas.load_state_dict(state["ddas"])
+        self.ddas.heldout = list(state["ddas_heldout"])

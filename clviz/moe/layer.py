@@ -42,11 +42,13 @@ class MoEAdapterLayer(nn.Module):
         self.router = NoisyTopKRouter(width, num_experts, top_k)
         self.register_buffer("counts", torch.zeros(num_experts, dtype=torch.long), persistent=False)
         self.task: int | torch.Tensor = 0  # router of each sample; set through routing()
-        self.bypass: torch.Tensor | None = None  # samples that skip the adapters (backbone)
+        self.bypass: bool | torch.Tensor | None = None  # True, or the samples that skip adapters
         self.aux_loss: torch.Tensor | None = None
         self.last_index: torch.Tensor | None = None  # experts chosen in the last forward pass
 
     def forward(self, x: torch.Tensor, batch_first: bool = True) -> torch.Tensor:
+        if self.bypass is True:  # the untouched backbone: no routing, no expert
+            return torch.zeros_like(x)
         xs = x if batch_first else x.transpose(0, 1)  # N L d
         task = self.task
         if not isinstance(task, torch.Tensor):
@@ -57,7 +59,7 @@ class MoEAdapterLayer(nn.Module):
         self.aux_loss = balance_loss(dense, load)
         self.last_index = index.detach()
         out = self.experts(xs, index, gates)
-        if self.bypass is not None:
+        if isinstance(self.bypass, torch.Tensor):
             out = out * (~self.bypass).to(out.dtype)[:, None, None]
         return out if batch_first else out.transpose(0, 1)
 
