@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/clviz main
 
+# The tests never reuse runs cached by earlier code: they get a fresh results folder.
 test: setup
-	CLVIZ_FAST=1 $(BIN)/python -m pytest
+	rm -rf .cache/test-runs
+	CLVIZ_FAST=1 CLVIZ_RESULTS=$(CURDIR)/.cache/test-runs $(BIN)/python -m pytest
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

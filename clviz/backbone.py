@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
@@ -36,6 +39,18 @@ HUB_PROBE_TIMEOUT_S = 3.0
 
 class BackboneError(RuntimeError):
     """A backbone or its weights could not be loaded; the message says how to fix it."""
+
+
+@contextmanager
+def random_init_quietly() -> Iterator[None]:
+    """Silence open_clip's "No pretrained weights loaded" warning while building a model whose
+    random weights are intended (parameter counting, pretraining from scratch)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 @lru_cache(maxsize=1)

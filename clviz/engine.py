@@ -181,6 +181,7 @@ def run(
         "seconds": round(state["seconds"] + time.perf_counter() - started, 2),
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "task_stats": state["task_stats"],
+        "record": method.record(list(tasks)),
         "config_hash": digest,
         "config": config.as_dict(),
     }

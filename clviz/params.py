@@ -7,7 +7,7 @@ from typing import Any
 
 import open_clip
 
-from clviz.backbone import register_tiny_config
+from clviz.backbone import random_init_quietly, register_tiny_config
 from clviz.methods import TrainConfig, get_method, make_options
 
 
@@ -33,7 +33,8 @@ def count_parameters(
         if "experts" in cls.Options.__dataclass_fields__
         else {}
     )
-    model = open_clip.create_model(backbone)
+    with random_init_quietly():
+        model = open_clip.create_model(backbone)
     instance = cls(
         model, open_clip.get_tokenizer(backbone), TrainConfig(), make_options(cls, options)
     )

@@ -18,7 +18,13 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from clviz.backbone import TINY_NAME, register_tiny_config, sha256_of, to_model_input
+from clviz.backbone import (
+    TINY_NAME,
+    random_init_quietly,
+    register_tiny_config,
+    sha256_of,
+    to_model_input,
+)
 from clviz.io import atomic_path, write_json
 from clviz.world.corpus import make_corpus
 
@@ -51,7 +57,8 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> tuple[nn.Module, dic
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.init_seed)
     register_tiny_config()
-    model = open_clip.create_model(TINY_NAME, output_dict=True)
+    with random_init_quietly():
+        model = open_clip.create_model(TINY_NAME, output_dict=True)
     tokenizer = open_clip.get_tokenizer(TINY_NAME)
     started = time.perf_counter()
     images, captions = make_corpus(cfg.corpus_size, cfg.data_seed, cfg.image_size, progress)

@@ -152,3 +152,34 @@ def test_paper_parameter_count_by_construction():
 def test_cv_squared():
     assert cv_squared(torch.ones(4)) == 0
     assert cv_squared(torch.tensor([4.0, 0.0])) > 0
+
+
+def test_balance_loss_is_off_by_default_and_switchable(tiny):
+    task = make_task("shapes", train_per_class=4, test_per_class=1)
+    off, on = moe_method(tiny), moe_method(tiny, balance_loss=True)
+    for method in (off, on):
+        method.begin_task(task, 0)
+        method._tokens = method.tokenizer([p for c in range(8) for p in task.prompts(c)])
+    torch.manual_seed(0)
+    plain = off.loss(task.train_images[:8], task.train_labels[:8], task)
+    torch.manual_seed(0)
+    balanced = on.loss(task.train_images[:8], task.train_labels[:8], task)
+    aux = sum(layer.aux_loss for layer in on.layers.values())
+    assert aux > 0
+    torch.testing.assert_close(balanced, plain + aux)
+
+
+def test_moe_run_is_deterministic(tmp_path):
+    from clviz.config import RunConfig
+    from clviz.engine import run
+
+    config = RunConfig(
+        method="moe-adapters-taskid",
+        stream="smoke",
+        seed=1,
+        train=TrainConfig(steps=3, batch_size=8),
+        options={"experts": 4},
+    )
+    a = run(config, tmp_path / "a", progress=False)
+    b = run(config, tmp_path / "b", progress=False)
+    assert a["accuracy_matrix"] == b["accuracy_matrix"] and a["record"] == b["record"]

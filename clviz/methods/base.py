@@ -140,6 +140,10 @@ class Method:
         text = class_text_features(self.model, self.tokenizer, task)
         return image_features(self.model, images) @ text.T
 
+    def record(self, tasks: list[Task]) -> dict[str, Any]:
+        """JSON-ready extras for ``results.json`` (what figures need beyond the matrix)."""
+        return {}
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume after a finished task."""

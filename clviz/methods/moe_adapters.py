@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from clviz.methods.base import Method, register_method
-from clviz.moe.ddas import DDAS, TaskAutoencoder
+from clviz.moe.ddas import DDAS, TaskAutoencoder, selection_confusion
 from clviz.moe.layer import attach_moe_adapters, routing
 from clviz.world.tasks import Task
 from clviz.zeroshot import class_text_features, image_features
@@ -92,6 +92,9 @@ class MoEAdaptersTaskId(Method):
             self.frozen[name].update(top)
         self.selections.append(counts)
         self.frozen_history.append({n: sorted(f) for n, f in self.frozen.items()})
+
+    def record(self, tasks: list[Task]) -> dict[str, Any]:
+        return {"selections": self.selections, "frozen_history": self.frozen_history}
 
     def router_for(self, task: Task) -> int:
         """The router of ``task`` if it was learned, else the newest one."""
@@ -181,6 +184,38 @@ class MoEAdapters(MoEAdaptersTaskId):
                 text = class_text_features(self.model, self.tokenizer, task)
             logits[rows] = image[rows] @ text.T
         return logits
+
+    def record(self, tasks: list[Task]) -> dict[str, Any]:
+        reports = {}
+        for mode in ("per_sample", "per_batch"):
+            r = self.selection_report(tasks, per_batch=mode == "per_batch")
+            r["best_errors"] = {k: v.round(6).tolist() for k, v in r["best_errors"].items()}
+            reports[mode] = r
+        return {**super().record(tasks), "ddas": reports}
+
+    @torch.no_grad()
+    def selection_report(self, tasks: list[Task], per_batch: bool | None = None) -> dict[str, Any]:
+        """How DDAS routes each task's test images: the winning reconstruction errors, the
+        confusion (true task x chosen router or backbone) and the share chosen correctly
+        (its own router for a learned task, the backbone for one not learned yet)."""
+        per_batch = self.options.per_batch if per_batch is None else per_batch
+        learned = [t.name for t in self.learned]
+        report: dict[str, Any] = {
+            "best_errors": {},
+            "confusion": [],
+            "correct": {},
+            "learned": learned,
+            "threshold": float(self.ddas.threshold),
+        }
+        for task in tasks:
+            feats = self.generic_features(task.test_images)
+            selected, ood = self.ddas.select(feats, per_batch)
+            report["best_errors"][task.name] = self.ddas.errors(feats).min(dim=1).values.numpy()
+            report["confusion"].append(selection_confusion(selected, ood, len(learned)).tolist())
+            own = learned.index(task.name) if task.name in learned else None
+            right = ood if own is None else (selected == own) & ~ood
+            report["correct"][task.name] = 100.0 * right.float().mean().item()
+        return report
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,208 @@
+"""MoE-Adapters figures: which experts each task's router picks, which froze, how DDAS selects.
+
+The inputs are what :class:`clviz.methods.moe_adapters.MoEAdaptersTaskId` records:
+``selections[t][layer]`` (selection counts per expert while task t trained) and
+``frozen_history[t][layer]`` (the frozen set after task t), with layer names such as
+``visual.transformer.resblocks.0`` (image tower) and ``transformer.resblocks.0`` (text tower).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+Counts = Sequence[Mapping[str, Sequence[int]]]
+
+
+def tower_layers(layers: Sequence[str], tower: str) -> list[str]:
+    """The layer names of one tower ('image' or 'text'), in depth order."""
+    if tower not in ("image", "text"):
+        raise ValueError(f"tower must be 'image' or 'text', got {tower!r}")
+    chosen = [n for n in layers if n.startswith("visual.") == (tower == "image")]
+    return sorted(chosen, key=lambda n: int(n.rsplit(".", 1)[1]))
+
+
+def _short(name: str) -> str:
+    return f"block {name.rsplit('.', 1)[1]}"
+
+
+def selection_frequency(counts: Mapping[str, Sequence[int]], layers: Sequence[str]) -> np.ndarray:
+    """Layer x expert share of selections (each row sums to 1 when anything was selected)."""
+    m = np.asarray([counts[n] for n in layers], dtype=float)
+    return m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+
+
+def expert_selection_heatmaps(
+    selections: Counts, frozen_history: Counts, task_names: Sequence[str], tower: str = "image"
+) -> go.Figure:
+    """One heatmap per task: how often each expert of each layer was selected while the task
+    trained; a white x marks experts that were already frozen when the task began."""
+    layers = tower_layers(list(selections[0]), tower)
+    fig = make_subplots(
+        rows=1,
+        cols=len(selections),
+        subplot_titles=list(task_names),
+        shared_yaxes=True,
+        horizontal_spacing=0.02,
+    )
+    for t, counts in enumerate(selections):
+        freq = selection_frequency(counts, layers)
+        experts = list(range(freq.shape[1]))
+        fig.add_trace(
+            go.Heatmap(
+                z=freq,
+                x=experts,
+                y=[_short(n) for n in layers],
+                zmin=0,
+                zmax=max(0.5, float(freq.max())),
+                colorscale="Blues",
+                showscale=t == len(selections) - 1,
+                colorbar=dict(title="share"),
+                hovertemplate="%{y}, expert %{x}: %{z:.0%}<extra></extra>",
+            ),
+            row=1,
+            col=t + 1,
+        )
+        marks = [(e, _short(n)) for n in layers for e in frozen_history[t - 1][n]] if t else []
+        if marks:
+            xs, ys = zip(*marks, strict=True)
+            fig.add_trace(
+                go.Scatter(
+                    x=list(xs),
+                    y=list(ys),
+                    mode="markers",
+                    showlegend=t == 1,
+                    name="frozen before this task",
+                    marker=dict(
+                        symbol="x", color="white", size=7, line=dict(width=1, color="black")
+                    ),
+                ),
+                row=1,
+                col=t + 1,
+            )
+    fig.update_layout(
+        title=f"Expert selection per task ({tower} tower)",
+        height=330,
+        width=max(600, 190 * len(selections)),
+    )
+    return fig
+
+
+def frozen_timeline(
+    frozen_history: Counts, task_names: Sequence[str], tower: str = "image"
+) -> go.Figure:
+    """When each expert joined the frozen set: layer x expert, coloured by the task."""
+    layers = tower_layers(list(frozen_history[0]), tower)
+    n_experts = 1 + max((e for h in frozen_history for n in layers for e in h[n]), default=0)
+    when = np.full((len(layers), n_experts), np.nan)
+    for t in reversed(range(len(frozen_history))):
+        for i, n in enumerate(layers):
+            for e in frozen_history[t][n]:
+                when[i, e] = t + 1
+    text = [[task_names[int(v) - 1] if not np.isnan(v) else "" for v in row] for row in when]
+    fig = go.Figure(
+        go.Heatmap(
+            z=when,
+            x=list(range(n_experts)),
+            y=[_short(n) for n in layers],
+            text=text,
+            colorscale="Viridis",
+            zmin=1,
+            zmax=len(task_names),
+            colorbar=dict(title="frozen after task"),
+            hovertemplate="%{y}, expert %{x}: frozen after %{text}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"The frozen set grows ({tower} tower; blank: still trainable)",
+        xaxis_title="expert",
+        height=320,
+    )
+    return fig
+
+
+def routing_entropy(selections: Counts, task_names: Sequence[str]) -> go.Figure:
+    """Entropy (bits) of each layer's expert-selection distribution, per task: low entropy
+    means the router has specialised on a few experts."""
+    fig = go.Figure()
+    for tower in ("image", "text"):
+        layers = tower_layers(list(selections[0]), tower)
+        for n in layers:
+            values = []
+            for counts in selections:
+                p = selection_frequency(counts, [n])[0]
+                p = p[p > 0]
+                values.append(float(-(p * np.log2(p)).sum()))
+            fig.add_trace(
+                go.Scatter(
+                    x=list(task_names),
+                    y=values,
+                    mode="lines+markers",
+                    name=f"{tower} {_short(n)}",
+                    line=dict(dash="solid" if tower == "image" else "dot"),
+                )
+            )
+    fig.update_layout(
+        title="Routing entropy per layer and task", yaxis_title="entropy (bits)", height=380
+    )
+    return fig
+
+
+def ddas_error_histograms(best_errors: Mapping[str, np.ndarray], threshold: float) -> go.Figure:
+    """Distribution of the winning reconstruction error for each task's test images, with the
+    threshold above which an image goes to the backbone."""
+    fig = go.Figure()
+    for name, errors in best_errors.items():
+        fig.add_trace(go.Histogram(x=np.asarray(errors), name=name, opacity=0.6, nbinsx=40))
+    fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold")
+    fig.update_layout(
+        barmode="overlay",
+        title="DDAS: best reconstruction error per test image",
+        xaxis_title="reconstruction error (MSE)",
+        yaxis_title="images",
+        height=380,
+    )
+    return fig
+
+
+def ddas_confusion(
+    confusion: np.ndarray, true_names: Sequence[str], learned_names: Sequence[str]
+) -> go.Figure:
+    """Row-normalised DDAS choices: true task x (chosen task, or 'backbone (OOD)')."""
+    m = np.asarray(confusion, dtype=float)
+    share = 100 * m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    cols = [*learned_names, "backbone (OOD)"]
+    fig = go.Figure(
+        go.Heatmap(
+            z=share,
+            x=cols,
+            y=list(true_names),
+            zmin=0,
+            zmax=100,
+            colorscale="Greens",
+            text=[[f"{v:.0f}" for v in r] for r in share],
+            texttemplate="%{text}",
+            colorbar=dict(title="% of images"),
+        )
+    )
+    fig.update_layout(
+        title="DDAS task selection (rows: true task)",
+        xaxis_title="selected",
+        yaxis=dict(autorange="reversed"),
+        height=420,
+    )
+    return fig
+
+
+def frozen_reuse(selections: Counts, frozen_history: Counts) -> list[float]:
+    """For each task after the first: the share of its router choices (all layers, both
+    towers) that went to experts frozen by earlier tasks. Knowledge reuse, as one number."""
+    shares = []
+    for t in range(1, len(selections)):
+        chosen = sum(sum(c) for c in selections[t].values())
+        reused = sum(c[e] for n, c in selections[t].items() for e in frozen_history[t - 1][n])
+        shares.append(reused / chosen if chosen else 0.0)
+    return shares
