@@ -57,12 +57,12 @@ def main() -> None:
         f"{platform.processor() or 'cpu'}, python {platform.python_version()}"
     )
     print(
-        f"{'method':<12}{'Transfer':>9}{'Avg':>7}{'Last':>7}{'BWT':>7}{'forget':>8}"
+        f"{'method':<20}{'Transfer':>9}{'Avg':>7}{'Last':>7}{'BWT':>7}{'forget':>8}"
         f"{'trainable':>11}{'seconds':>9}{'peak MB':>9}"
     )
     for r in comparison_rows(results):
         print(
-            f"{r['method']:<12}{r['transfer']:>9.1f}{r['avg']:>7.1f}{r['last']:>7.1f}"
+            f"{r['method']:<20}{r['transfer']:>9.1f}{r['avg']:>7.1f}{r['last']:>7.1f}"
             f"{r['bwt']:>+7.1f}{r['forgetting']:>8.1f}{r['trainable_params'] / 1e6:>10.2f}M"
             f"{r['seconds']:>9.0f}{r['peak_memory_mb']:>9.0f}"
         )
