@@ -68,7 +68,7 @@ def accuracy(method: Method, task: Task, batch_size: int = 256) -> float:
     return 100.0 * correct / len(task.test_labels)
 
 
-def _check_out_dir(out: Path, digest: str, config: RunConfig, force: bool) -> dict | None:
+def _check_out_dir(out: Path, digest: str, force: bool) -> dict | None:
     """Return cached results for this config, or None; refuse another config's folder."""
     results = out / RESULTS
     if results.is_file():
@@ -123,7 +123,7 @@ def run(
     """
     out = Path(out_dir) if out_dir is not None else default_out_dir(config)
     digest = config.digest()
-    cached = _check_out_dir(out, digest, config, force)
+    cached = _check_out_dir(out, digest, force)
     if cached is not None:
         return cached
 

@@ -190,7 +190,7 @@ def get_stream(
 
 
 def few_shot(task: Task, k: int, seed: int = 0) -> Task:
-    """A copy of ``task`` with only ``k`` training images per class (the first k of each class)."""
+    """A copy of ``task`` with ``k`` training images per class, drawn at random (by ``seed``)."""
     rng = rng_for(seed, task.name, "few-shot")
     keep = []
     for c in range(task.num_classes):
