@@ -26,25 +26,6 @@ class RunConfig:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Rebuild a config from :meth:`as_dict` output; unknown keys raise with the valid ones."""
-        data = dict(data)
-        valid = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ValueError(
-                f"unknown config key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}"
-            )
-        train = data.pop("train", {}) or {}
-        bad = sorted(set(train) - set(TrainConfig.__dataclass_fields__))
-        if bad:
-            raise ValueError(
-                f"unknown train key(s) {', '.join(bad)}; valid: "
-                f"{', '.join(TrainConfig.__dataclass_fields__)}"
-            )
-        return cls(train=TrainConfig(**train), **data)
-
     def digest(self) -> str:
         """A short stable hash of the full config: same config, same results folder content."""
         text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))

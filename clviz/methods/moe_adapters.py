@@ -153,7 +153,6 @@ class MoEAdapters(MoEAdaptersTaskId):
         super().__init__(*args, **kwargs)
         o = self.options
         self.ddas = DDAS(code_dims=o.ddas_code, steps=o.ddas_steps, quantile=o.ddas_quantile)
-        self.last_selection: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def generic_features(self, images: torch.Tensor) -> torch.Tensor:
         """DDAS's input: frozen backbone features, every adapter bypassed."""
@@ -174,7 +173,6 @@ class MoEAdapters(MoEAdaptersTaskId):
         if not len(self.ddas):
             return Method.predict(self, images, task)
         selected, ood = self.ddas.select(self.generic_features(images), self.options.per_batch)
-        self.last_selection = (selected, ood)
         with routing(self.model, selected, bypass=ood):
             image = image_features(self.model, images, batch_size=len(images))
         logits = torch.empty(len(images), task.num_classes)
@@ -208,9 +206,9 @@ class MoEAdapters(MoEAdaptersTaskId):
             "threshold": float(self.ddas.threshold),
         }
         for task in tasks:
-            feats = self.generic_features(task.test_images)
-            selected, ood = self.ddas.select(feats, per_batch)
-            report["best_errors"][task.name] = self.ddas.errors(feats).min(dim=1).values.numpy()
+            errors = self.ddas.errors(self.generic_features(task.test_images))
+            selected, ood = self.ddas.select_from_errors(errors, per_batch)
+            report["best_errors"][task.name] = errors.min(dim=1).values.numpy()
             report["confusion"].append(selection_confusion(selected, ood, len(learned)).tolist())
             own = learned.index(task.name) if task.name in learned else None
             right = ood if own is None else (selected == own) & ~ood

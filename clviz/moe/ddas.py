@@ -125,11 +125,16 @@ class DDAS(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(task index of each sample, out-of-distribution mask). ``per_batch`` decides once
         for the whole batch from the mean errors, as the reference does."""
-        errors = self.errors(features)
+        return self.select_from_errors(self.errors(features), per_batch)
+
+    def select_from_errors(
+        self, errors: torch.Tensor, per_batch: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`select`, given the N x T errors already computed by :meth:`errors`."""
         if per_batch:
             mean = errors.mean(dim=0)
             task, ood = mean.argmin(), mean.min() > self.threshold
-            n = len(features)
+            n = len(errors)
             return task.expand(n).clone(), ood.expand(n).clone()
         best, task = errors.min(dim=1)
         return task, best > self.threshold

@@ -44,7 +44,6 @@ class MoEAdapterLayer(nn.Module):
         self.task: int | torch.Tensor = 0  # router of each sample; set through routing()
         self.bypass: bool | torch.Tensor | None = None  # True, or the samples that skip adapters
         self.aux_loss: torch.Tensor | None = None
-        self.last_index: torch.Tensor | None = None  # experts chosen in the last forward pass
 
     def forward(self, x: torch.Tensor, batch_first: bool = True) -> torch.Tensor:
         if self.bypass is True:  # the untouched backbone: no routing, no expert
@@ -57,7 +56,6 @@ class MoEAdapterLayer(nn.Module):
         if self.training:
             self.counts += torch.bincount(index.flatten(), minlength=len(self.experts))
         self.aux_loss = balance_loss(dense, load)
-        self.last_index = index.detach()
         out = self.experts(xs, index, gates)
         if isinstance(self.bypass, torch.Tensor):
             out = out * (~self.bypass).to(out.dtype)[:, None, None]

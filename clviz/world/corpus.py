@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from clviz.world import render as R
 from clviz.world import sources as S
 from clviz.world.domains import LETTERS
-from clviz.world.seeding import rng_for
+from clviz.world.seeding import image_tensor, rng_for
 
 NUMBER_WORDS = ("one", "two", "three", "four", "five")
 ALL_LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -320,4 +320,4 @@ def make_corpus(
     for i in tqdm(range(n), desc="drawing corpus", disable=not progress, mininterval=1.0):
         images[i], caption = sample_caption_pair(rng, image_size)
         captions.append(caption)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), captions
+    return image_tensor(images), captions

@@ -22,7 +22,7 @@ import torch
 from clviz.world import render as R
 from clviz.world import sources as S
 from clviz.world.corpus import NUMBER_WORDS
-from clviz.world.seeding import rng_for
+from clviz.world.seeding import balanced_labels, image_tensor, rng_for
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,8 +147,7 @@ _FAMILIES = {
 def _split(kind: str, split: str, per_class: int, seed: int, size: int):
     labelnames, make = _FAMILIES[kind]
     rng = rng_for(seed, kind, split)
-    labels = np.repeat(np.arange(len(labelnames)), per_class)
-    rng.shuffle(labels)
+    labels = balanced_labels(rng, len(labelnames), per_class)
     images, texts = [], []
     for y in labels:
         img, text = make(rng, size, int(y))
@@ -156,7 +155,7 @@ def _split(kind: str, split: str, per_class: int, seed: int, size: int):
         texts.append(text)
     tensor = None
     if images[0] is not None:
-        tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+        tensor = image_tensor(images)
     return tensor, tuple(texts), torch.from_numpy(labels)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from clviz.world.domains import DOMAINS, Domain
-from clviz.world.seeding import rng_for
+from clviz.world.seeding import balanced_labels, image_tensor, rng_for
 
 DEFAULT_IMAGE_SIZE = 32
 DEFAULT_TRAIN_PER_CLASS = 64
@@ -120,11 +120,10 @@ def get_domain(name: str) -> Domain:
 def draw_split(domain: Domain, split: str, per_class: int, seed: int, size: int):
     """``per_class`` images of each class of ``domain``, shuffled: uint8 N x 3 x H x W, labels."""
     rng = rng_for(seed, domain.name, split)
-    labels = np.repeat(np.arange(len(domain.classnames)), per_class)
-    rng.shuffle(labels)
+    labels = balanced_labels(rng, len(domain.classnames), per_class)
     draw = domain.drawer(split)
     images = np.stack([draw(rng, int(y), size) for y in labels])
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+    return image_tensor(images), torch.from_numpy(labels)
 
 
 @lru_cache(maxsize=64)
