@@ -134,11 +134,22 @@ class Method:
         self.learned.append(task)
 
     @torch.no_grad()
+    def image_embeddings(self, images: torch.Tensor, task: Task) -> torch.Tensor:
+        """Normalised embeddings of ``images`` as the method sees them when evaluating ``task``
+        (adapter methods route or pick queries by task here)."""
+        self.model.eval()
+        return image_features(self.model, images)
+
+    @torch.no_grad()
+    def text_embeddings(self, task: Task) -> torch.Tensor:
+        """Normalised class embeddings (C x D) of ``task`` as the method sees them."""
+        self.model.eval()
+        return class_text_features(self.model, self.tokenizer, task)
+
+    @torch.no_grad()
     def predict(self, images: torch.Tensor, task: Task) -> torch.Tensor:
         """Logits of ``images`` over ``task``'s classes (task-incremental evaluation)."""
-        self.model.eval()
-        text = class_text_features(self.model, self.tokenizer, task)
-        return image_features(self.model, images) @ text.T
+        return self.image_embeddings(images, task) @ self.text_embeddings(task).T
 
     def record(self, tasks: list[Task]) -> dict[str, Any]:
         """JSON-ready extras for ``results.json`` (what figures need beyond the matrix)."""

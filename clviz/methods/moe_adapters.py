@@ -101,14 +101,24 @@ class MoEAdaptersTaskId(Method):
         names = [t.name for t in self.learned]
         return names.index(task.name) if task.name in names else max(len(names) - 1, 0)
 
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor, task: Task) -> torch.Tensor:
-        self.model.eval()
+    def _task_routing(self, task: Task):
+        """Route by ``task``'s router; before any task is learned no router exists, so the
+        adapters (all zero at the start) are bypassed."""
         if not len(next(iter(self.layers.values())).router):
-            return super().predict(images, task)  # nothing learned yet: no router exists
-        with routing(self.model, self.router_for(task)):
-            text = class_text_features(self.model, self.tokenizer, task)
-            return image_features(self.model, images) @ text.T
+            return routing(self.model, 0, bypass=True)
+        return routing(self.model, self.router_for(task))
+
+    @torch.no_grad()
+    def image_embeddings(self, images: torch.Tensor, task: Task) -> torch.Tensor:
+        self.model.eval()
+        with self._task_routing(task):
+            return image_features(self.model, images)
+
+    @torch.no_grad()
+    def text_embeddings(self, task: Task) -> torch.Tensor:
+        self.model.eval()
+        with self._task_routing(task):
+            return class_text_features(self.model, self.tokenizer, task)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +176,23 @@ class MoEAdapters(MoEAdaptersTaskId):
         n_held = max(1, int(self.options.ddas_heldout * len(order)))
         feats = self.generic_features(task.train_images)
         self.ddas.fit_task(feats[order[n_held:]], feats[order[:n_held]], generator)
+
+    def _task_routing(self, task: Task):
+        """Text of a learned task goes through its own router (what DDAS picks for the task's
+        familiar images); any other task's text through the untouched backbone."""
+        if task.name in {t.name for t in self.learned}:
+            return super()._task_routing(task)
+        return routing(self.model, 0, bypass=True)
+
+    @torch.no_grad()
+    def image_embeddings(self, images: torch.Tensor, task: Task) -> torch.Tensor:
+        """Each image routed as DDAS decides (its task is never looked at)."""
+        self.model.eval()
+        if not len(self.ddas):
+            return Method.image_embeddings(self, images, task)
+        selected, ood = self.ddas.select(self.generic_features(images), self.options.per_batch)
+        with routing(self.model, selected, bypass=ood):
+            return image_features(self.model, images, batch_size=len(images))
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, task: Task) -> torch.Tensor:
