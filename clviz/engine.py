@@ -27,7 +27,8 @@ from clviz.config import RunConfig
 from clviz.io import atomic_path, write_json
 from clviz.methods.base import Method, get_method, make_options
 from clviz.metrics import summarize
-from clviz.world.tasks import Task, get_stream
+from clviz.streams import load_stream
+from clviz.world.tasks import Task
 
 RESULTS = "results.json"
 CHECKPOINT = "checkpoint.pt"
@@ -129,7 +130,7 @@ def run(
 
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    tasks = get_stream(config.stream, seed=config.seed)
+    tasks = load_stream(config)
     model, _, tokenizer = load_backbone(config.backbone, config.pretrained)
     checkpoint_path = out / CHECKPOINT
     state = _load_checkpoint(checkpoint_path, digest, force)
