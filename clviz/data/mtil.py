@@ -1,5 +1,461 @@
-"""The real MTIL benchmark (work in progress)."""
+"""The real MTIL benchmark: 11 datasets read through torchvision, lazily, as clviz tasks.
+
+Each dataset is opened with torchvision's own class (``download=False`` unless asked) under a
+data root the user points to (``--data-root`` or ``$CLVIZ_DATA``), and becomes an ordinary
+:class:`~clviz.world.tasks.Task` whose images are a :class:`~clviz.data.lazy.LazyImages` store
+(CLIP's resize and centre crop, 224 px by default). Class names and prompt templates are CLIP's
+(:mod:`clviz.data.classnames`). Orders I and II are those of ZSCL (DESIGN.md section 2);
+the few-shot variant keeps 5 training images per class, drawn with the run's seed.
+
+Splits (torchvision's own where it has them): Aircraft trainval / test, CIFAR-100 train / test,
+DTD partition 1 train / test, Flowers102 train / test, Food-101 train / test, MNIST train / test,
+Oxford Pets trainval / test, Stanford Cars train / test. torchvision has no split for Caltech101,
+EuroSAT and SUN397: there, our choice is a fixed per-class split (:data:`HOLDOUT_SHARE` of each
+class to the test split, drawn with :data:`SPLIT_SEED`, independent of the run's seed).
+MD5 checks are skipped (CIFAR-100, Flowers102) so that any copy with the right layout loads.
+Stanford Cars' original download is gone; its torchvision layout is what the Kaggle mirror of
+the dataset holds (with ``cars_test_annos_withlabels.mat``).
+"""
 
 from __future__ import annotations
 
-MTIL_STREAMS: dict = {}
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clviz.data import classnames as cn
+from clviz.data.lazy import ArrayReader, FileReader, LazyImages, Reader
+from clviz.world.tasks import Task
+
+DATA_ENV = "CLVIZ_DATA"
+DEFAULT_IMAGE_SIZE = 224
+FEW_SHOT_K = 5
+HOLDOUT_SHARE = 0.2
+SPLIT_SEED = 0
+
+ORDER_I = (
+    "Aircraft",
+    "Caltech101",
+    "CIFAR100",
+    "DTD",
+    "EuroSAT",
+    "Flowers",
+    "Food",
+    "MNIST",
+    "OxfordPet",
+    "StanfordCars",
+    "SUN397",
+)
+ORDER_II = (
+    "StanfordCars",
+    "Food",
+    "MNIST",
+    "OxfordPet",
+    "Flowers",
+    "SUN397",
+    "Aircraft",
+    "Caltech101",
+    "DTD",
+    "EuroSAT",
+    "CIFAR100",
+)
+
+
+class DatasetError(ValueError):
+    """A real dataset is missing or malformed; the message names the path and the layout."""
+
+
+@dataclass(frozen=True)
+class MTILStream:
+    """An ordered list of real datasets, optionally few-shot."""
+
+    datasets: tuple[str, ...]
+    few_shot: int | None = None
+    description: str = ""
+
+
+MTIL_STREAMS: dict[str, MTILStream] = {
+    "mtil": MTILStream(ORDER_I, description="real MTIL, order I (11 datasets, needs --data-root)"),
+    "mtil-ii": MTILStream(ORDER_II, description="real MTIL, order II (needs --data-root)"),
+    "mtil-fewshot": MTILStream(
+        ORDER_I, FEW_SHOT_K, f"real MTIL order I, {FEW_SHOT_K} images per class"
+    ),
+    "mtil-ii-fewshot": MTILStream(
+        ORDER_II, FEW_SHOT_K, f"real MTIL order II, {FEW_SHOT_K} images per class"
+    ),
+}
+
+
+@dataclass
+class Split:
+    """One split of a dataset: a reader over its source images, their labels, the class names."""
+
+    reader: Reader
+    labels: np.ndarray
+    classnames: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- split helpers
+def holdout(labels: np.ndarray, train: bool, share: float = HOLDOUT_SHARE) -> np.ndarray:
+    """Indices of a fixed per-class split: ``share`` of each class (at least one image when the
+    class has two or more) goes to the test split, the rest to training."""
+    keep = []
+    for c in np.unique(labels):
+        idx = np.nonzero(labels == c)[0]
+        rng = np.random.default_rng([SPLIT_SEED, int(c)])
+        idx = idx[rng.permutation(len(idx))]
+        n_test = 0 if len(idx) < 2 else max(1, round(share * len(idx)))
+        keep.append(idx[n_test:] if train else idx[:n_test])
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+
+def few_shot_indices(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """``k`` indices per class drawn with ``seed`` (every image of a class with fewer)."""
+    rng = np.random.default_rng([seed, k])
+    keep = []
+    for c in np.unique(labels):
+        idx = np.nonzero(labels == c)[0]
+        keep.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def _subset(split: Split, idx: np.ndarray) -> Split:
+    paths = [split.reader.paths[i] for i in idx]  # type: ignore[attr-defined]
+    return Split(FileReader(paths), split.labels[idx], split.classnames)
+
+
+# --------------------------------------------------------------------------- the 11 loaders
+def _aircraft(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import FGVCAircraft
+
+    ds = FGVCAircraft(root, split="trainval" if train else "test", download=download)
+    return Split(FileReader(ds._image_files), np.array(ds._labels), tuple(ds.classes))
+
+
+def _caltech101(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import Caltech101
+
+    ds = Caltech101(root, download=download)
+    folder = Path(ds.root) / "101_ObjectCategories"
+    paths = [
+        folder / ds.categories[y] / f"image_{i:04d}.jpg"
+        for y, i in zip(ds.y, ds.index, strict=True)
+    ]
+    unknown = [c for c in ds.categories if c not in cn.CALTECH101]
+    if unknown:
+        raise ValueError(f"unexpected category folders {unknown[:5]}")
+    split = Split(FileReader(paths), np.array(ds.y), tuple(cn.CALTECH101[c] for c in ds.categories))
+    return _subset(split, holdout(split.labels, train))
+
+
+def _cifar100(root: Path, train: bool, download: bool) -> Split:
+    import pickle
+
+    from torchvision.datasets import CIFAR100
+
+    class NoMD5(CIFAR100):
+        """torchvision's CIFAR100 without its MD5 checks: the files must exist, nothing more."""
+
+        def _check_integrity(self) -> bool:
+            files = [f for f, _ in self.train_list + self.test_list]
+            return all((Path(self.root) / self.base_folder / f).is_file() for f in files)
+
+        def _load_meta(self) -> None:
+            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as f:
+                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    ds = (CIFAR100 if download else NoMD5)(root, train=train, download=download)
+    names = tuple(cn.clip_name(c) for c in ds.classes)
+    return Split(ArrayReader(ds.data), np.array(ds.targets), names)
+
+
+def _dtd(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import DTD
+
+    ds = DTD(root, split="train" if train else "test", partition=1, download=download)
+    return Split(FileReader(ds._image_files), np.array(ds._labels), tuple(ds.classes))
+
+
+def _eurosat(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import EuroSAT
+
+    ds = EuroSAT(root, download=download)
+    unknown = [c for c in ds.classes if c not in cn.EUROSAT]
+    if unknown:
+        raise ValueError(f"unexpected class folders {unknown[:5]}")
+    paths, labels = zip(*ds.samples, strict=True) if ds.samples else ((), ())
+    split = Split(FileReader(paths), np.array(labels), tuple(cn.EUROSAT[c] for c in ds.classes))
+    return _subset(split, holdout(split.labels, train))
+
+
+def _flowers(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import Flowers102
+
+    class NoMD5(Flowers102):
+        def _check_integrity(self) -> bool:
+            files = [self._base_folder / self._file_dict[k][0] for k in ("label", "setid")]
+            return self._images_folder.is_dir() and all(f.is_file() for f in files)
+
+    cls = Flowers102 if download else NoMD5
+    ds = cls(root, split="train" if train else "test", download=download)
+    return Split(FileReader(ds._image_files), np.array(ds._labels), cn.FLOWERS102)
+
+
+def _food(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import Food101
+
+    ds = Food101(root, split="train" if train else "test", download=download)
+    names = tuple(cn.clip_name(c) for c in ds.classes)
+    return Split(FileReader(ds._image_files), np.array(ds._labels), names)
+
+
+def _mnist(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import MNIST
+
+    ds = MNIST(root, train=train, download=download)
+    names = tuple(str(d) for d in range(10))
+    return Split(ArrayReader(ds.data.numpy()), ds.targets.numpy(), names)
+
+
+def _pets(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import OxfordIIITPet
+
+    ds = OxfordIIITPet(root, split="trainval" if train else "test", download=download)
+    # CLIP's names come from the image ids (cats capitalised, dogs not), which torchvision's
+    # title-cased ``classes`` lose.
+    raw = {y: p.stem.rsplit("_", 1)[0] for p, y in zip(ds._images, ds._labels, strict=True)}
+    names = tuple(cn.clip_name(raw[y]) for y in sorted(raw))
+    return Split(FileReader(ds._images), np.array(ds._labels), names)
+
+
+def _cars(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import StanfordCars
+
+    ds = StanfordCars(root, split="train" if train else "test", download=download)
+    paths, labels = zip(*ds._samples, strict=True) if ds._samples else ((), ())
+    return Split(FileReader(paths), np.array(labels), tuple(str(c) for c in ds.classes))
+
+
+def _sun397(root: Path, train: bool, download: bool) -> Split:
+    from torchvision.datasets import SUN397
+
+    ds = SUN397(root, download=download)
+    order = sorted(range(len(ds._image_files)), key=lambda i: str(ds._image_files[i]))
+    paths = [ds._image_files[i] for i in order]  # rglob's order depends on the file system
+    labels = np.array([ds._labels[i] for i in order])
+    split = Split(FileReader(paths), labels, tuple(cn.clip_name(c) for c in ds.classes))
+    return _subset(split, holdout(split.labels, train))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset lives under the data root, how torchvision reads it, and how to get it."""
+
+    name: str
+    folder: str
+    torchvision: str
+    layout: str
+    load: Callable[[Path, bool, bool], Split]
+    note: str = ""
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in (
+        DatasetSpec(
+            "Aircraft",
+            "fgvc-aircraft-2013b",
+            "FGVCAircraft",
+            "fgvc-aircraft-2013b/data/{variants.txt, images_variant_trainval.txt, "
+            "images_variant_test.txt, images/<id>.jpg}",
+            _aircraft,
+        ),
+        DatasetSpec(
+            "Caltech101",
+            "caltech101",
+            "Caltech101",
+            "caltech101/101_ObjectCategories/<category>/image_0001.jpg ... "
+            "(including BACKGROUND_Google/, which is left out)",
+            _caltech101,
+        ),
+        DatasetSpec(
+            "CIFAR100",
+            "cifar-100-python",
+            "CIFAR100",
+            "cifar-100-python/{train, test, meta} (the python pickles)",
+            _cifar100,
+        ),
+        DatasetSpec(
+            "DTD",
+            "dtd",
+            "DTD",
+            "dtd/dtd/{images/<class>/<name>.jpg, labels/train1.txt, labels/val1.txt, "
+            "labels/test1.txt}",
+            _dtd,
+        ),
+        DatasetSpec(
+            "EuroSAT", "eurosat", "EuroSAT", "eurosat/2750/<ClassFolder>/<name>.jpg", _eurosat
+        ),
+        DatasetSpec(
+            "Flowers",
+            "flowers-102",
+            "Flowers102",
+            "flowers-102/{jpg/image_00001.jpg ..., imagelabels.mat, setid.mat}",
+            _flowers,
+        ),
+        DatasetSpec(
+            "Food",
+            "food-101",
+            "Food101",
+            "food-101/{meta/train.json, meta/test.json, images/<class>/<id>.jpg}",
+            _food,
+        ),
+        DatasetSpec(
+            "MNIST",
+            "MNIST",
+            "MNIST",
+            "MNIST/raw/{train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+            "t10k-labels-idx1-ubyte} (uncompressed)",
+            _mnist,
+        ),
+        DatasetSpec(
+            "OxfordPet",
+            "oxford-iiit-pet",
+            "OxfordIIITPet",
+            "oxford-iiit-pet/{images/<Breed_name>_<n>.jpg, annotations/trainval.txt, "
+            "annotations/test.txt}",
+            _pets,
+        ),
+        DatasetSpec(
+            "StanfordCars",
+            "stanford_cars",
+            "StanfordCars",
+            "stanford_cars/{devkit/cars_meta.mat, devkit/cars_train_annos.mat, "
+            "cars_test_annos_withlabels.mat, cars_train/<fname>.jpg, cars_test/<fname>.jpg}",
+            _cars,
+            "torchvision can no longer download it: get the files from a mirror (e.g. Kaggle's "
+            "'stanford-cars-dataset' plus 'cars_test_annos_withlabels.mat').",
+        ),
+        DatasetSpec(
+            "SUN397",
+            "SUN397",
+            "SUN397",
+            "SUN397/{ClassName.txt, <letter>/<class>[/<subclass>]/sun_<id>.jpg}",
+            _sun397,
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------- public API
+def resolve_data_root(root: str | os.PathLike | None) -> Path:
+    """``root``, else ``$CLVIZ_DATA``; a clear error when neither is given or it is no folder."""
+    text = root if root is not None else os.environ.get(DATA_ENV)
+    if not text:
+        raise DatasetError(
+            f"no data root for the real MTIL datasets: pass --data-root /path/to/data (or set "
+            f"{DATA_ENV}). The folder holds one sub-folder per dataset in torchvision's layout; "
+            "see clviz.data.mtil.describe_layout()."
+        )
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise DatasetError(f"data root {path} does not exist or is not a folder")
+    return path
+
+
+def describe_layout() -> str:
+    """The expected on-disk layout of every dataset, one line each."""
+    return "\n".join(f"  {s.name:<13} {s.layout}" for s in DATASETS.values())
+
+
+def _dataset_error(spec: DatasetSpec, root: Path, problem: str) -> DatasetError:
+    hint = spec.note or (
+        f'To download it (only if you want to), run: python -c "from torchvision.datasets '
+        f"import {spec.torchvision}; {spec.torchvision}('{root}', download=True)\""
+    )
+    return DatasetError(
+        f"MTIL dataset {spec.name!r} could not be read from {root / spec.folder}: {problem}. "
+        f"Expected layout under the data root {root}: {spec.layout} "
+        f"(read by torchvision.datasets.{spec.torchvision}). {hint}"
+    )
+
+
+def load_split(name: str, root: str | os.PathLike | None, train: bool, download: bool = False):
+    """One split of dataset ``name`` (an MTIL name, e.g. ``"Aircraft"``) as a :class:`Split`."""
+    if name not in DATASETS:
+        raise DatasetError(f"unknown MTIL dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    spec, path = DATASETS[name], resolve_data_root(root)
+    try:
+        split = spec.load(path, train, download)
+    except (RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError) as err:
+        raise _dataset_error(spec, path, f"{type(err).__name__}: {err}") from err
+    expected = cn.NUM_CLASSES[name]
+    if len(split.classnames) != expected:
+        raise _dataset_error(
+            spec, path, f"found {len(split.classnames)} classes, expected {expected}"
+        )
+    if len(split.labels) == 0:
+        raise _dataset_error(spec, path, f"the {'train' if train else 'test'} split is empty")
+    return split
+
+
+@lru_cache(maxsize=64)
+def _make_task(
+    name: str, root: Path, image_size: int, k: int | None, seed: int, download: bool
+) -> Task:
+    spec = DATASETS[name]
+    train = load_split(name, root, True, download)
+    test = load_split(name, root, False, download)
+    train_idx = None if k is None else few_shot_indices(train.labels, k, seed)
+    train_labels = train.labels if train_idx is None else train.labels[train_idx]
+    shots = "" if k is None else f", {k} images per class"
+    return Task(
+        name,
+        train.classnames,
+        cn.TEMPLATES[name],
+        LazyImages(train.reader, image_size, train_idx),
+        torch.as_tensor(train_labels, dtype=torch.long),
+        LazyImages(test.reader, image_size),
+        torch.as_tensor(test.labels, dtype=torch.long),
+        f"torchvision.datasets.{spec.torchvision}",
+        f"{len(train.classnames)} classes{shots}, read from {root / spec.folder}",
+    )
+
+
+def make_mtil_task(
+    name: str,
+    root: str | os.PathLike | None = None,
+    image_size: int | None = None,
+    few_shot: int | None = None,
+    seed: int = 0,
+    download: bool = False,
+) -> Task:
+    """The real dataset ``name`` as a lazy :class:`Task` (cached per arguments).
+
+    ``few_shot=k`` keeps ``k`` training images per class drawn with ``seed``; the test split is
+    always complete. ``download=True`` lets torchvision fetch what it can (never by default).
+    """
+    size = DEFAULT_IMAGE_SIZE if image_size is None else int(image_size)
+    return _make_task(name, resolve_data_root(root).resolve(), size, few_shot, seed, download)
+
+
+def get_mtil_stream(
+    name: str = "mtil",
+    root: str | os.PathLike | None = None,
+    image_size: int | None = None,
+    seed: int = 0,
+    download: bool = False,
+) -> tuple[Task, ...]:
+    """The tasks of real stream ``name`` (``mtil``, ``mtil-ii``, ``mtil-fewshot``...) in order."""
+    if name not in MTIL_STREAMS:
+        raise ValueError(f"unknown real stream {name!r}; valid: {', '.join(MTIL_STREAMS)}")
+    spec = MTIL_STREAMS[name]
+    return tuple(
+        make_mtil_task(d, root, image_size, spec.few_shot, seed, download) for d in spec.datasets
+    )
