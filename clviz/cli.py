@@ -51,31 +51,11 @@ def _zeroshot(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from clviz.config import RunConfig
     from clviz.engine import default_out_dir, run
     from clviz.methods import get_method
-    from clviz.methods.base import TrainConfig
-    from clviz.world.tasks import stream_spec
 
     get_method(args.method)  # fail fast on a bad name, before any work
-    stream_spec(args.stream)
-    train = TrainConfig()
-    if args.steps is not None:
-        train.steps = args.steps
-    if args.fast:
-        train.steps = min(train.steps, 10)
-    options = json.loads(args.options) if args.options else {}
-    if not isinstance(options, dict):
-        raise ValueError(f"--options must be a JSON object, got {args.options!r}")
-    config = RunConfig(
-        method=args.method,
-        stream=args.stream,
-        seed=args.seed,
-        train=train,
-        options=options,
-        backbone=args.backbone,
-        pretrained=args.pretrained,
-    )
+    config = _profile_config(args)
     out = Path(args.out) if args.out else default_out_dir(config)
     results = run(config, out, force=args.force)
     m = results["metrics"]
@@ -85,6 +65,51 @@ def _run(args: argparse.Namespace) -> int:
         f"({results['seconds']:.0f} s)"
     )
     print(f"results: {out / 'results.json'}")
+    return 0
+
+
+def _profile_config(args: argparse.Namespace):
+    """The RunConfig of ``--profile`` for ``--method``, with the command line's overrides."""
+    from clviz.profiles import make_config
+    from clviz.streams import check_stream
+
+    options = json.loads(args.options) if args.options else {}
+    if not isinstance(options, dict):
+        raise ValueError(f"--options must be a JSON object, got {args.options!r}")
+    config = make_config(
+        args.profile,
+        args.method,
+        args.stream,
+        args.seed,
+        pretrained=args.pretrained,
+        data_root=args.data_root,
+        steps=args.steps,
+        options=options,
+    )
+    check_stream(config.stream)
+    if args.backbone is not None:
+        config.backbone = args.backbone
+    if args.fast:
+        config.train.steps = min(config.train.steps, 10)
+    return config
+
+
+def _class_incremental(args: argparse.Namespace) -> int:
+    from clviz.class_incremental import run_class_incremental
+    from clviz.methods import get_method
+
+    get_method(args.method)
+    if args.stream is None:
+        args.stream = "default"  # the embedded class pool; real data is --dataset cifar100
+    config = _profile_config(args)
+    results = run_class_incremental(config, args.dataset, args.steps_ci, args.out, force=args.force)
+    curve = "  ".join(f"{a:.1f}" for a in results["accuracy"])
+    print(
+        f"{args.method} on {args.dataset} in {args.steps_ci} steps: Avg {results['avg']:.1f}  "
+        f"Last {results['last']:.1f}  (zero-shot Avg {results['zero_shot_avg']:.1f}  Last "
+        f"{results['zero_shot_last']:.1f}; {results['seconds']:.0f} s)"
+    )
+    print(f"accuracy over all classes seen, per step: {curve}")
     return 0
 
 
@@ -130,6 +155,15 @@ def _list(args: argparse.Namespace) -> int:
     for name in dict.fromkeys(t for s in STREAMS.values() for t in s.tasks):
         d = get_domain(name)
         print(f"  {name:<16} {len(d.classnames):>2} classes, {d.source}: {d.description}")
+    from clviz.profiles import PROFILES
+    from clviz.streams import real_streams
+
+    print("real streams (--data-root or $CLVIZ_DATA):")
+    for name, description in real_streams().items():
+        print(f"  {name:<16} {description}")
+    print("profiles (--profile):")
+    for name, profile in PROFILES.items():
+        print(f"  {name:<16} {profile.description}")
     return 0
 
 
@@ -168,20 +202,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_main_job)
 
+    def run_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--method", required=True, help="method name (see 'clviz list')")
+        p.add_argument("--profile", default="embedded", help="embedded (default) or mtil")
+        p.add_argument("--stream", default=None, help="task stream (default: the profile's)")
+        p.add_argument("--data-root", default=None, help="real datasets' folder ($CLVIZ_DATA)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--out", default=None, help="results folder (default results/runs/...)")
+        p.add_argument(
+            "--options", default=None, help="method options as JSON, e.g. '{\"alpha\": 0.3}'"
+        )
+        p.add_argument("--backbone", default=None, help="default: the profile's")
+        p.add_argument("--pretrained", default=None, help="hub tag or local weights file")
+        p.add_argument("--fast", action="store_true", help="at most 10 steps per task (smoke)")
+        p.add_argument("--force", action="store_true", help="replace another config's results")
+
     p = sub.add_parser("run", help="train a method on a stream and evaluate every task")
-    p.add_argument("--method", required=True, help="method name (see 'clviz list')")
-    p.add_argument("--stream", default="default", help="task stream (see 'clviz list')")
-    p.add_argument("--seed", type=int, default=0)
+    run_arguments(p)
     p.add_argument("--steps", type=int, default=None, help="training steps per task")
-    p.add_argument("--out", default=None, help="results folder (default results/runs/...)")
-    p.add_argument(
-        "--options", default=None, help="method options as JSON, e.g. '{\"alpha\": 0.3}'"
-    )
-    p.add_argument("--backbone", default="clviz-tiny")
-    p.add_argument("--pretrained", default=None)
-    p.add_argument("--fast", action="store_true", help="at most 10 steps per task (smoke test)")
-    p.add_argument("--force", action="store_true", help="replace another config's results")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser(
+        "class-incremental", help="learn a class pool in steps; accuracy over all seen classes"
+    )
+    run_arguments(p)
+    p.add_argument("--dataset", default="world", help="world (embedded) or cifar100 (real)")
+    p.add_argument("--steps", dest="steps_ci", type=int, default=10, help="10, 20 or 50...")
+    p.add_argument("--train-steps", dest="steps", type=int, default=None, help="per step")
+    p.set_defaults(func=_class_incremental)
 
     p = sub.add_parser("params", help="trainable and total parameters of a method, untrained")
     p.add_argument("--backbone", default="clviz-tiny", help="open_clip architecture")
