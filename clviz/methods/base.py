@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -101,21 +102,41 @@ class Method:
         if self.train_cfg.steps == 0 or not params:
             return {"steps": 0}
         self._tokens = prompt_tokens(self.tokenizer, task)
-        optimizer = torch.optim.AdamW(
-            params, lr=self.learning_rate(), weight_decay=self.train_cfg.weight_decay, fused=True
+        return self.optimize(
+            params,
+            self.learning_rate(),
+            self.train_cfg.steps,
+            len(task.train_labels),
+            lambda idx: self.loss(task.train_images[idx], task.train_labels[idx], task),
+            generator,
+            desc=f"{self.name} · {task.name}",
+            progress=progress,
         )
-        n = len(task.train_labels)
+
+    def optimize(
+        self,
+        params: list[nn.Parameter] | list[dict[str, Any]],
+        lr: float,
+        steps: int,
+        n: int,
+        batch_loss: Callable[[torch.Tensor], torch.Tensor],
+        generator: torch.Generator,
+        desc: str = "",
+        progress: bool = True,
+    ) -> dict[str, float]:
+        """The inner loop every method shares: ``steps`` AdamW steps on ``params`` (or param
+        groups with their own learning rates), each on a batch of ``train_cfg.batch_size``
+        indices drawn with replacement from ``range(n)``; ``batch_loss(idx)`` is the objective.
+        Methods with several stages (ATLAS) call it once per stage."""
+        optimizer = torch.optim.AdamW(
+            params, lr=lr, weight_decay=self.train_cfg.weight_decay, fused=True
+        )
         losses = []
         self.model.train()
-        bar = tqdm(
-            range(self.train_cfg.steps),
-            desc=f"{self.name} · {task.name}",
-            disable=not progress,
-            leave=False,
-        )
+        bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
         for step in bar:
             idx = torch.randint(n, (min(self.train_cfg.batch_size, n),), generator=generator)
-            loss = self.loss(task.train_images[idx], task.train_labels[idx], task)
+            loss = batch_loss(idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
