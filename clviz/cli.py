@@ -168,12 +168,25 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _main_job(args: argparse.Namespace) -> int:
+    from clviz.compare import notebook_budget
+    from clviz.main_job import main_job
+
+    stream, steps = args.stream, args.steps
+    if args.fast:
+        budget = notebook_budget()
+        stream, steps = "smoke", budget.steps if budget.fast else 10
+    paths = main_job(args.out, stream=stream, seed=args.seed, methods=args.methods, steps=steps)
+    print(f"report:  {paths['report'].resolve()}")
+    print(f"summary: {paths['summary'].resolve()}")
+    return 0
+
+
+def _notebooks(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from clviz.notebooks import run_notebooks
 
-    out = Path(args.out)
-    done = run_notebooks(args.notebooks, out / "notebooks")
+    done = run_notebooks(args.names, Path(args.out))
     print(f"done: {len(done)} notebook(s) executed; open {done[0][1]}" if done else "nothing to do")
     return 0
 
@@ -192,15 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_zeroshot)
 
-    p = sub.add_parser("main", help="the main job: execute the notebooks, write results/")
-    p.add_argument("--out", default="results", help="output folder")
-    p.add_argument(
-        "--notebooks",
-        nargs="*",
-        default=["00_quickstart"],
-        help="notebook stems to execute (default: the quickstart)",
+    p = sub.add_parser(
+        "main", help="the main job: every method on the default stream, then an HTML report"
     )
+    p.add_argument("--out", default="results", help="where the report and summary go")
+    p.add_argument("--stream", default="default", help="task stream (see 'clviz list')")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="training steps per task")
+    p.add_argument("--methods", nargs="*", default=None, help="default: every method")
+    p.add_argument("--fast", action="store_true", help="the smoke stream, 10 steps per task")
     p.set_defaults(func=_main_job)
+
+    p = sub.add_parser("notebooks", help="execute notebooks into .ipynb and .html files")
+    p.add_argument("names", nargs="*", default=None, help="notebook stems (default: all)")
+    p.add_argument("--out", default="results/notebooks", help="output folder")
+    p.set_defaults(func=_notebooks)
 
     def run_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--method", required=True, help="method name (see 'clviz list')")

@@ -6,6 +6,10 @@ backbone's zero-shot accuracy is recorded too. After every task a checkpoint is 
 (atomically); an interrupted run resumes from the last finished task and ends with the same
 matrix, because each task's randomness is seeded from ``(seed, task index)`` alone. The finished
 results are cached under the hash of the full config.
+
+At every checkpoint (and before the first task) the probe set's features are taken
+(:mod:`clviz.drift`) and saved as ``features.pt`` beside ``results.json``: the drift pictures
+need every checkpoint, and features are far smaller than the checkpoints themselves.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from tqdm.auto import tqdm
 import clviz.methods  # noqa: F401  (registers the methods)
 from clviz.backbone import load_backbone
 from clviz.config import RunConfig
+from clviz.drift.extract import Snapshot, extract_snapshot
+from clviz.drift.probe import make_probe
+from clviz.drift.store import FEATURES, record_from, save_record
+from clviz.initial import initial_evaluation
 from clviz.io import atomic_path, write_json
 from clviz.methods.base import Method, get_method, make_options
 from clviz.metrics import summarize
@@ -75,7 +83,9 @@ def _check_out_dir(out: Path, digest: str, force: bool) -> dict | None:
     if results.is_file():
         existing = json.loads(results.read_text())
         if existing.get("config_hash") == digest:
-            return existing
+            if (out / FEATURES).is_file():
+                return existing
+            return None  # made before probe features were recorded: run again (same results)
         if not force:
             raise RunDirError(
                 f"{out} already holds the results of another config (method "
@@ -92,7 +102,7 @@ def _load_checkpoint(path: Path, digest: str, force: bool) -> dict[str, Any] | N
         return None
     saved = torch.load(path, map_location="cpu", weights_only=False)
     if saved["config_hash"] == digest:
-        return saved
+        return saved if "snapshots" in saved else None  # older format: start afresh
     if force:
         return None
     raise RunDirError(
@@ -120,24 +130,39 @@ def run(
 ) -> dict[str, Any]:
     """Train and evaluate ``config`` on its stream; returns (and writes) the results dict.
 
+    The returned dict is ``results.json`` plus ``run_dir``, the folder the run lives in (its
+    checkpoint and probe features are there).
+
     ``on_task_end(index, row)`` is called after each task's checkpoint is written.
     """
     out = Path(out_dir) if out_dir is not None else default_out_dir(config)
     digest = config.digest()
     cached = _check_out_dir(out, digest, force)
     if cached is not None:
-        return cached
+        return {**cached, "run_dir": str(out)}
 
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     tasks = load_stream(config)
     model, _, tokenizer = load_backbone(config.backbone, config.pretrained)
     checkpoint_path = out / CHECKPOINT
+    probe = make_probe(tasks)
     state = _load_checkpoint(checkpoint_path, digest, force)
     if state is None:  # the untouched backbone, evaluated exactly as every method is
-        untouched = Method(model, tokenizer, config.train)
-        zero_shot = [accuracy(untouched, t, config.eval_batch_size) for t in tasks]
-        state = {"rows": [], "task_stats": [], "seconds": 0.0, "zero_shot": zero_shot}
+        zero_shot, snapshot = initial_evaluation(
+            Method(model, tokenizer, config.train),
+            tasks,
+            probe,
+            lambda m, t: accuracy(m, t, config.eval_batch_size),
+            Path(results_root()) / "_initial",
+        )
+        state = {
+            "rows": [],
+            "task_stats": [],
+            "seconds": 0.0,
+            "zero_shot": zero_shot,
+            "snapshots": [snapshot.as_dict()],
+        }
     method = build_method(config, model, tokenizer)
     if "method" in state:
         method.load_state_dict(state.pop("method"), {t.name: t for t in tasks})
@@ -157,6 +182,7 @@ def run(
         method.finish_task(task, index)
         row = [accuracy(method, t, config.eval_batch_size) for t in tasks]
         state["rows"].append(row)
+        state["snapshots"].append(extract_snapshot(method, probe).as_dict())
         state["task_stats"].append(stats)
         state["seconds"] += time.perf_counter() - started
         started = time.perf_counter()
@@ -186,5 +212,7 @@ def run(
         "config_hash": digest,
         "config": config.as_dict(),
     }
+    snapshots = [Snapshot.from_dict(d) for d in state["snapshots"]]
+    save_record(out / FEATURES, record_from(probe, snapshots))
     write_json(out / RESULTS, results)
-    return results
+    return {**results, "run_dir": str(out)}

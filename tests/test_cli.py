@@ -35,7 +35,7 @@ def test_unknown_stream_is_a_clear_error(capsys):
 
 
 def test_unknown_notebook_is_a_clear_error(capsys):
-    assert main(["main", "--notebooks", "99_nothing"]) == 2
+    assert main(["notebooks", "99_nothing"]) == 2
     assert "valid: 00_quickstart" in capsys.readouterr().err
 
 

@@ -48,21 +48,33 @@ def accuracy_heatmap(results: Mapping[str, Any], title: str | None = None) -> go
     return fig
 
 
-def accuracy_heatmaps(results_by_method: Mapping[str, Mapping[str, Any]]) -> go.Figure:
-    """Accuracy matrices of several methods side by side, on one colour scale."""
+def accuracy_heatmaps(
+    results_by_method: Mapping[str, Mapping[str, Any]], max_cols: int = 4
+) -> go.Figure:
+    """Accuracy matrices of several methods side by side (``max_cols`` per row), one scale."""
     names = list(results_by_method)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.03)
-    for i, name in enumerate(names, start=1):
+    cols = min(len(names), max_cols)
+    rows = -(-len(names) // cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=names,
+        horizontal_spacing=0.03,
+        vertical_spacing=0.12 / rows,
+    )
+    for i, name in enumerate(names):
         r = results_by_method[name]
+        row, col = i // cols + 1, i % cols + 1
         fig.add_trace(
-            _heatmap(np.asarray(r["accuracy_matrix"]), r["tasks"], i == len(names)), row=1, col=i
+            _heatmap(np.asarray(r["accuracy_matrix"]), r["tasks"], i == 0), row=row, col=col
         )
-        fig.update_yaxes(autorange="reversed", showticklabels=i == 1, row=1, col=i)
+        fig.update_yaxes(autorange="reversed", showticklabels=col == 1, row=row, col=col)
+        fig.update_xaxes(showticklabels=row == rows, row=row, col=col)
     fig.update_layout(
         title="Accuracy matrices (row t: after training task t; above the diagonal: "
         "tasks not learned yet)",
-        height=460,
-        width=max(520, 330 * len(names)),
+        height=120 + 340 * rows,
+        width=max(520, 330 * cols),
     )
     return fig
 
@@ -151,5 +163,50 @@ def metric_bars(
         title="Continual-learning metrics (percent)",
         yaxis_title="percent",
         height=420,
+    )
+    return fig
+
+
+def accuracy_row(results: Mapping[str, Any], index: int) -> go.Figure:
+    """Accuracy on every task after learning task ``index`` (one row of the matrix), next to
+    the untouched backbone's zero-shot accuracy: what is learned, kept, forgotten or lost."""
+    matrix = np.asarray(results["accuracy_matrix"])
+    tasks = results["tasks"]
+    if not 0 <= index < len(matrix):
+        raise IndexError(f"task index {index} out of range 0..{len(matrix) - 1}")
+    row = matrix[index]
+    state = [
+        "learned now" if d == index else "learned" if d < index else "not yet"
+        for d in range(len(tasks))
+    ]
+    colors = {"learned now": "#d62728", "learned": "#1f77b4", "not yet": "#9aa5b1"}
+    fig = go.Figure(
+        go.Bar(
+            x=tasks,
+            y=row,
+            marker_color=[colors[s] for s in state],
+            text=[f"{v:.0f}" for v in row],
+            textposition="outside",
+            customdata=state,
+            hovertemplate="%{x} (%{customdata}): %{y:.1f}%<extra></extra>",
+            name=f"after {tasks[index]}",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=tasks,
+            y=results["zero_shot"],
+            mode="markers",
+            marker=dict(symbol="line-ew-open", size=28, line=dict(width=3, color="black")),
+            name="zero-shot",
+            hovertemplate="%{x}: zero-shot %{y:.1f}%<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"{results['method']}: accuracy after learning {tasks[index]} "
+        f"(red: just learned, blue: learned before, grey: not learned yet)",
+        yaxis=dict(title="accuracy (%)", range=[0, 105]),
+        height=400,
+        width=760,
     )
     return fig

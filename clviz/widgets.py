@@ -1,0 +1,72 @@
+"""Interactive explorers for JupyterLab: thin ipywidgets shells over pure figure functions.
+
+Pick a method and a task index; the probe's UMAP, the routing heatmap (MoE-Adapters) and the
+accuracy row update. Each panel is a function returning a plotly figure
+(:func:`panels`), so everything the widget shows is tested without a browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import plotly.graph_objects as go
+
+from clviz.drift.umap_map import DriftMap
+from clviz.figures.drift import umap_frame
+from clviz.figures.forgetting import accuracy_row
+from clviz.figures.moe import expert_selection_heatmaps
+
+
+def routing_until(results: Mapping[str, Any], index: int, tower: str = "image") -> go.Figure | None:
+    """Expert selection of every task up to ``index`` (None for methods without routers)."""
+    record = results.get("record") or {}
+    if "selections" not in record:
+        return None
+    stop = index + 1
+    return expert_selection_heatmaps(
+        record["selections"][:stop], record["frozen_history"][:stop], results["tasks"][:stop], tower
+    )
+
+
+def panels(
+    results_by_method: Mapping[str, Mapping[str, Any]], dmap: DriftMap, method: str, index: int
+) -> dict[str, go.Figure | None]:
+    """What the explorer shows for ``method`` after task ``index`` (0-based): the UMAP at that
+    checkpoint, the accuracy row and, for MoE methods, the routing so far."""
+    if method not in results_by_method:
+        raise KeyError(f"no results for {method!r}; have {', '.join(results_by_method)}")
+    results = results_by_method[method]
+    return {
+        "umap": umap_frame(dmap, method, index + 1) if method in dmap.image else None,
+        "accuracy": accuracy_row(results, index),
+        "routing": routing_until(results, index),
+    }
+
+
+def explorer(results_by_method: Mapping[str, Mapping[str, Any]], dmap: DriftMap):
+    """A method dropdown and a task slider over :func:`panels` (needs a live kernel)."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    methods = list(results_by_method)
+    n_tasks = len(next(iter(results_by_method.values()))["tasks"])
+    method = widgets.Dropdown(options=methods, value=methods[-1], description="method")
+    index = widgets.IntSlider(
+        value=n_tasks - 1, min=0, max=n_tasks - 1, description="after task", continuous_update=False
+    )
+    label = widgets.Label()
+    out = widgets.Output()
+
+    def draw(*_) -> None:
+        label.value = results_by_method[method.value]["tasks"][index.value]
+        with out:
+            out.clear_output(wait=True)
+            for fig in panels(results_by_method, dmap, method.value, index.value).values():
+                if fig is not None:
+                    display(fig)
+
+    method.observe(draw, names="value")
+    index.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox([method, index, label]), out])

@@ -1,0 +1,161 @@
+"""Representation drift: the probe, the measures, the saved features, the map, the figures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from clviz.compare import compare
+from clviz.drift import (
+    centroid_shift,
+    curves_of,
+    drift_map,
+    extract_snapshot,
+    knn_accuracy,
+    linear_cka,
+    make_probe,
+    modality_gap,
+    records_of,
+    umap_map,
+)
+from clviz.features import block_features
+from clviz.figures import drift as drift_figures
+from clviz.methods import Method, TrainConfig
+from clviz.widgets import panels, routing_until
+from clviz.world.tasks import get_stream
+from clviz.zeroshot import class_text_features, image_features
+
+METHODS = ["zero-shot", "finetune", "moe-adapters-taskid"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three short runs on the smoke stream, with their probe features."""
+    root = tmp_path_factory.mktemp("runs")
+    return compare(METHODS, stream="smoke", steps=8, root=root, progress=False)
+
+
+@pytest.fixture(scope="module")
+def records(runs):
+    return records_of(runs)
+
+
+@pytest.fixture(scope="module")
+def dmap(records, tmp_path_factory):
+    return drift_map(records, cache_dir=tmp_path_factory.mktemp("umap"))
+
+
+def test_probe_takes_the_first_test_images_of_every_class():
+    tasks = get_stream("smoke")
+    probe = make_probe(tasks, per_class=3)
+    assert len(probe) == 3 * sum(t.num_classes for t in tasks)
+    first = tasks[0]
+    idx = torch.nonzero(first.test_labels == 1).flatten()[:3]
+    assert torch.equal(probe.images[probe.of_task(0)][3:6], first.test_images[idx])
+    assert probe.text_task_ids().tolist().count(2) == tasks[2].num_classes
+    with pytest.raises(ValueError, match="per_class must be at least 2"):
+        make_probe(tasks, per_class=1)
+
+
+def test_linear_cka_is_one_for_rotations_and_scaling_and_low_for_unrelated_features():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 16, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(16, 16, generator=g))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    assert linear_cka(x, 3.0 * x @ q) == pytest.approx(1.0)
+    assert linear_cka(x, torch.randn(200, 16, generator=g)) < 0.2
+    with pytest.raises(ValueError, match="same examples"):
+        linear_cka(x, x[:10])
+
+
+def test_centroid_shift_and_modality_gap_on_known_geometry():
+    x = torch.eye(4)[:2].repeat(3, 1)  # two classes, at e1 and e2
+    groups = torch.tensor([0, 1] * 3)
+    assert centroid_shift(x, x, groups) == pytest.approx(0.0)
+    rotated = torch.eye(4)[2:].repeat(3, 1)  # both classes moved to orthogonal directions
+    assert centroid_shift(x, rotated, groups) == pytest.approx(1.0)
+    image, text = torch.eye(3)[:1].repeat(5, 1), torch.eye(3)[1:2].repeat(4, 1)
+    assert modality_gap(image, text) == pytest.approx(math.sqrt(2))
+    assert modality_gap(image, image) == pytest.approx(0.0)
+
+
+def test_knn_accuracy_separates_clusters_from_noise():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(4).repeat_interleave(10)
+    centers = torch.randn(4, 8, generator=g) * 5
+    clustered = centers[labels] + 0.1 * torch.randn(40, 8, generator=g)
+    tasks = torch.zeros(40, dtype=torch.long)
+    assert knn_accuracy(clustered, tasks, labels) == 100.0
+    assert knn_accuracy(torch.randn(40, 8, generator=g), tasks, labels) < 60.0
+
+
+def test_snapshot_matches_what_the_method_computes(tiny):
+    model, _, tokenizer = tiny
+    tasks = get_stream("smoke")[:2]
+    probe = make_probe(tasks, per_class=2)
+    snap = extract_snapshot(Method(model, tokenizer, TrainConfig()), probe)
+    images = probe.images[probe.of_task(1)]
+    assert torch.allclose(snap.image["embedding"][probe.of_task(1)], image_features(model, images))
+    n0 = tasks[0].num_classes
+    assert torch.allclose(
+        snap.text["embedding"][n0:], class_text_features(model, tokenizer, tasks[1])
+    )
+    block = "visual.transformer.resblocks.3"
+    assert torch.allclose(snap.image[block][probe.of_task(1)], block_features(model, images)[block])
+    assert set(snap.text) == {"embedding", *(f"transformer.resblocks.{i}" for i in range(4))}
+
+
+def test_runs_save_a_snapshot_per_checkpoint_sharing_the_initial_one(runs, records):
+    for name, rec in records.items():
+        assert rec.checkpoints == ["initial", *runs[name]["tasks"]]
+    first = [r.snapshots[0].image["embedding"] for r in records.values()]
+    assert all(torch.equal(first[0], f) for f in first[1:])
+
+
+def test_drift_curves_see_fine_tuning_move_and_zero_shot_stay(records):
+    curves = curves_of(records)
+    still, moved = curves["zero-shot"], curves["finetune"]
+    assert all(v == pytest.approx(1.0, abs=1e-3) for v in still["cka"]["embedding"])
+    assert still["modality_gap"][0] == pytest.approx(still["modality_gap"][-1], abs=1e-3)
+    assert moved["cka"]["embedding"][-1] < 0.999
+    assert moved["centroid_shift"][-1] > still["centroid_shift"][-1]
+    assert len(moved["knn"]["visual.transformer.resblocks.0"]) == 4
+
+
+def test_drift_map_is_cached_and_shares_the_initial_frame(records, dmap, tmp_path, monkeypatch):
+    n = len(records["finetune"].task_ids)
+    assert dmap.image["finetune"][0].shape == (n, 2)
+    assert np.array_equal(dmap.image["finetune"][0], dmap.image["zero-shot"][0])
+    cached = drift_map(records, cache_dir=tmp_path)
+    monkeypatch.setattr(umap_map, "_fit", lambda *a: pytest.fail("refitted a cached map"))
+    again = drift_map(records, cache_dir=tmp_path)
+    assert np.array_equal(cached.text["finetune"][2], again.text["finetune"][2])
+
+
+def test_drift_figures(records, dmap):
+    curves = curves_of(records)
+    checkpoints = records["finetune"].checkpoints
+    anim = drift_figures.umap_animation(dmap, "finetune")
+    assert isinstance(anim, go.Figure) and len(anim.frames) == len(checkpoints)
+    fig = drift_figures.drift_comparison(curves, checkpoints)
+    assert len(fig.data) == 4 * len(curves)
+    heat = drift_figures.cka_layers(curves["finetune"], checkpoints)
+    assert heat.data[0].z.shape == (10, len(checkpoints))  # 5 image + 5 text layers
+    with pytest.raises(IndexError, match="out of range"):
+        drift_figures.umap_frame(dmap, "finetune", len(checkpoints))
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_explorer_panels_follow_the_task_index(runs, dmap, index):
+    shown = panels(runs, dmap, "moe-adapters-taskid", index)
+    assert f"checkpoint {index + 1}" in shown["umap"].layout.title.text
+    bars = shown["accuracy"].data[0]
+    assert list(bars.y) == runs["moe-adapters-taskid"]["accuracy_matrix"][index]
+    assert len(shown["routing"].data) >= index + 1  # one heatmap per task so far (+ frozen marks)
+    assert routing_until(runs["finetune"], index) is None
+    with pytest.raises(KeyError, match="no results for 'lwf'"):
+        panels(runs, dmap, "lwf", index)
