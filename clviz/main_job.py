@@ -49,9 +49,12 @@ def main_job(
     methods: Sequence[str] | None = None,
     steps: int | None = None,
     umap_methods: Sequence[str] | None = None,
+    root: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Path]:
-    """Run (or reuse) every method, then write the report and summary into ``out``."""
+    """Run (or reuse) every method, then write the report and summary into ``out``.
+
+    Runs live in ``root`` (default :func:`clviz.engine.results_root`)."""
     started = time.perf_counter()
     out = Path(out)
     methods = list(methods or list_methods())
@@ -60,7 +63,9 @@ def main_job(
     results = {}
     for i, name in enumerate(methods, 1):
         print(f"[{i}/{len(methods)}] {name} on {stream}", flush=True)
-        results.update(compare([name], stream=stream, seed=seed, steps=steps, progress=progress))
+        results.update(
+            compare([name], stream=stream, seed=seed, steps=steps, root=root, progress=progress)
+        )
     print("measuring drift and fitting the UMAP", flush=True)
     records = records_of(results)
     curves = curves_of(records)
@@ -68,7 +73,7 @@ def main_job(
     dmap = drift_map({m: records[m] for m in chosen}, seed=seed, cache_dir=out / "drift")
     header = (
         f"{len(methods)} methods, seed {seed}, "
-        f"{steps or 'default'} steps per task; runs in {results_root()}; made with torch "
+        f"{steps or 'default'} steps per task; runs in {root or results_root()}; made with torch "
         f"{torch.__version__} on {platform.machine()} ({torch.get_num_threads()} threads)."
     )
     report = write_report(out / "report.html", build_report(results, curves, dmap, chosen, header))

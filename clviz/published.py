@@ -22,3 +22,51 @@ def published_row(method: str) -> dict[str, float | None]:
     """{'transfer', 'avg', 'last'} published for ``method`` (all None when not published)."""
     t, a, last = MTIL_ORDER_I.get(method, (None, None, None))
     return {"transfer": t, "avg": a, "last": last}
+
+
+def beside_published(results_by_method) -> list[dict[str, float | str | None]]:
+    """Each method's embedded Transfer / Avg / Last next to the published MTIL order-I ones,
+    and each Transfer relative to zero-shot's in both (where both are known): the shape of the
+    comparison is what the embedded benchmark can reproduce, not the values."""
+    zs = results_by_method.get("zero-shot")
+    rows = []
+    for name, r in results_by_method.items():
+        m, p = r["metrics"], published_row(name)
+        row: dict[str, float | str | None] = {
+            "method": name,
+            **{k: m[k] for k in ("transfer", "avg", "last")},
+            **{f"published_{k}": v for k, v in p.items()},
+            "transfer_vs_zero_shot": None,
+            "published_transfer_vs_zero_shot": None,
+        }
+        if zs is not None:
+            row["transfer_vs_zero_shot"] = m["transfer"] - zs["metrics"]["transfer"]
+            if p["transfer"] is not None:
+                row["published_transfer_vs_zero_shot"] = (
+                    p["transfer"] - MTIL_ORDER_I["zero-shot"][0]
+                )
+        rows.append(row)
+    return rows
+
+
+def format_beside(rows) -> str:
+    """:func:`beside_published` as a plain-text table ('–' where a number is not published)."""
+
+    def f(v) -> str:
+        return "–" if v is None else f"{v:.1f}"
+
+    cols = [
+        ("T", "transfer"),
+        ("A", "avg"),
+        ("L", "last"),
+        ("pub T", "published_transfer"),
+        ("pub A", "published_avg"),
+        ("pub L", "published_last"),
+        ("T - zs", "transfer_vs_zero_shot"),
+        ("pub T - zs", "published_transfer_vs_zero_shot"),
+    ]
+    head = f"{'method':<20}" + "".join(f"{label:>11}" for label, _ in cols)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['method']:<20}" + "".join(f"{f(r[key]):>11}" for _, key in cols))
+    return "\n".join(lines)

@@ -9,7 +9,6 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from clviz.compare import compare
 from clviz.drift import (
     centroid_shift,
     curves_of,
@@ -19,7 +18,6 @@ from clviz.drift import (
     linear_cka,
     make_probe,
     modality_gap,
-    records_of,
     umap_map,
 )
 from clviz.features import block_features
@@ -28,25 +26,6 @@ from clviz.methods import Method, TrainConfig
 from clviz.widgets import panels, routing_until
 from clviz.world.tasks import get_stream
 from clviz.zeroshot import class_text_features, image_features
-
-METHODS = ["zero-shot", "finetune", "moe-adapters-taskid"]
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Three short runs on the smoke stream, with their probe features."""
-    root = tmp_path_factory.mktemp("runs")
-    return compare(METHODS, stream="smoke", steps=8, root=root, progress=False)
-
-
-@pytest.fixture(scope="module")
-def records(runs):
-    return records_of(runs)
-
-
-@pytest.fixture(scope="module")
-def dmap(records, tmp_path_factory):
-    return drift_map(records, cache_dir=tmp_path_factory.mktemp("umap"))
 
 
 def test_probe_takes_the_first_test_images_of_every_class():
@@ -109,9 +88,9 @@ def test_snapshot_matches_what_the_method_computes(tiny):
     assert set(snap.text) == {"embedding", *(f"transformer.resblocks.{i}" for i in range(4))}
 
 
-def test_runs_save_a_snapshot_per_checkpoint_sharing_the_initial_one(runs, records):
+def test_runs_save_a_snapshot_per_checkpoint_sharing_the_initial_one(drift_runs, records):
     for name, rec in records.items():
-        assert rec.checkpoints == ["initial", *runs[name]["tasks"]]
+        assert rec.checkpoints == ["initial", *drift_runs[name]["tasks"]]
     first = [r.snapshots[0].image["embedding"] for r in records.values()]
     assert all(torch.equal(first[0], f) for f in first[1:])
 
@@ -150,7 +129,8 @@ def test_drift_figures(records, dmap):
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
-def test_explorer_panels_follow_the_task_index(runs, dmap, index):
+def test_explorer_panels_follow_the_task_index(drift_runs, dmap, index):
+    runs = drift_runs  # the smoke stream's three tasks: every index is tried
     shown = panels(runs, dmap, "moe-adapters-taskid", index)
     assert f"checkpoint {index + 1}" in shown["umap"].layout.title.text
     bars = shown["accuracy"].data[0]
