@@ -140,10 +140,12 @@ def cifar100_pool(data_root: str | None = None, image_size: int | None = None) -
     )
 
 
-def load_pool(dataset: str, config: RunConfig) -> ClassPool:
-    """The class pool of ``dataset`` (``world`` uses ``config.stream``'s tasks)."""
+def load_pool(dataset: str, config: RunConfig, test_per_class: int | None = None) -> ClassPool:
+    """The class pool of ``dataset`` (``world`` uses ``config.stream``'s tasks;
+    ``test_per_class`` overrides its 20 test images per class)."""
     if dataset == "world":
-        return world_pool(config.stream, config.seed, config.image_size or 32)
+        n_test = 20 if test_per_class is None else test_per_class
+        return world_pool(config.stream, config.seed, config.image_size or 32, n_test)
     if dataset == "cifar100":
         return cifar100_pool(config.data_root, config.image_size)
     raise ValueError(f"unknown class-incremental dataset {dataset!r}; valid: {', '.join(DATASETS)}")
@@ -188,9 +190,13 @@ def build_steps(pool: ClassPool, steps: int) -> tuple[list[PooledTask], list[Poo
     return train, seen
 
 
-def config_digest(config: RunConfig, dataset: str, steps: int) -> str:
+def config_digest(
+    config: RunConfig, dataset: str, steps: int, test_per_class: int | None = None
+) -> str:
     """The hash of everything that determines a class-incremental run."""
-    payload = {"protocol": "class-incremental", "dataset": dataset, "steps": steps}
+    payload: dict[str, Any] = {"protocol": "class-incremental", "dataset": dataset, "steps": steps}
+    if test_per_class is not None:
+        payload["test_per_class"] = test_per_class
     payload["config"] = config.hashed_dict()
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -210,11 +216,12 @@ def run_class_incremental(
     *,
     force: bool = False,
     progress: bool = True,
+    test_per_class: int | None = None,
 ) -> dict[str, Any]:
     """Learn ``dataset``'s classes in ``steps`` steps with ``config.method``; returns (and caches)
     the per-step accuracies over all classes seen so far, Avg and Last, and the untouched
     backbone's accuracies on the same evaluations (``zero_shot``)."""
-    digest = config_digest(config, dataset, steps)
+    digest = config_digest(config, dataset, steps, test_per_class)
     out = Path(out_dir) if out_dir is not None else default_out_dir(config, dataset, steps)
     if (out / RESULTS).is_file():
         cached = json.loads((out / RESULTS).read_text())
@@ -227,7 +234,7 @@ def run_class_incremental(
             )
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    pool = load_pool(dataset, config)
+    pool = load_pool(dataset, config, test_per_class)
     train_tasks, seen_tasks = build_steps(pool, steps)
     model, _, tokenizer = load_backbone(config.backbone, config.pretrained)
     untouched = Method(model, tokenizer, config.train)
