@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 import clviz.methods  # noqa: F401  (registers the methods)
+from clviz import distributed
 from clviz.backbone import load_backbone
 from clviz.config import RunConfig
 from clviz.drift.extract import Snapshot, extract_snapshot
@@ -135,6 +136,7 @@ def run(
 
     ``on_task_end(index, row)`` is called after each task's checkpoint is written.
     """
+    distributed.init()  # under torchrun: join the process group (data-parallel training)
     out = Path(out_dir) if out_dir is not None else default_out_dir(config)
     digest = config.digest()
     cached = _check_out_dir(out, digest, force)
@@ -170,7 +172,7 @@ def run(
     bar = tqdm(
         range(len(tasks)),
         desc=f"{config.method} on {config.stream}",
-        disable=not progress,
+        disable=not progress or not distributed.is_main(),
         initial=len(state["rows"]),
     )
     for index in range(len(state["rows"]), len(tasks)):
@@ -186,8 +188,9 @@ def run(
         state["task_stats"].append(stats)
         state["seconds"] += time.perf_counter() - started
         started = time.perf_counter()
-        with atomic_path(checkpoint_path) as tmp:
-            torch.save({**state, "config_hash": digest, "method": method.state_dict()}, tmp)
+        if distributed.is_main():
+            with atomic_path(checkpoint_path) as tmp:
+                torch.save({**state, "config_hash": digest, "method": method.state_dict()}, tmp)
         bar.update(1)
         bar.set_postfix(task=task.name, acc=f"{row[index]:.1f}")
         if on_task_end is not None:
@@ -212,7 +215,8 @@ def run(
         "config_hash": digest,
         "config": config.as_dict(),
     }
-    snapshots = [Snapshot.from_dict(d) for d in state["snapshots"]]
-    save_record(out / FEATURES, record_from(probe, snapshots))
-    write_json(out / RESULTS, results)
+    if distributed.is_main():
+        snapshots = [Snapshot.from_dict(d) for d in state["snapshots"]]
+        save_record(out / FEATURES, record_from(probe, snapshots))
+        write_json(out / RESULTS, results)
     return {**results, "run_dir": str(out)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from clviz import distributed
 from clviz.world.tasks import Task
 from clviz.zeroshot import (
     class_embeddings,
@@ -133,10 +135,14 @@ class Method:
         )
         losses = []
         self.model.train()
-        bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+        run = distributed.data_parallel(self.model)  # plain call in a single process
+        bar = tqdm(
+            range(steps), desc=desc, disable=not progress or not distributed.is_main(), leave=False
+        )
         for step in bar:
             idx = torch.randint(n, (min(self.train_cfg.batch_size, n),), generator=generator)
-            loss = batch_loss(idx)
+            mine = distributed.shard(idx)  # every process draws the same batch, takes its slice
+            loss = run(functools.partial(batch_loss, mine))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

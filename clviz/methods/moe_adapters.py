@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from clviz import distributed
+from clviz.feature_cache import FeatureCache
 from clviz.methods.base import Method, register_method
 from clviz.moe.ddas import DDAS, TaskAutoencoder, selection_confusion
 from clviz.moe.layer import attach_moe_adapters, routing
@@ -86,6 +88,8 @@ class MoEAdaptersTaskId(Method):
         return loss
 
     def end_task(self, task: Task, index: int) -> None:
+        for layer in self.layers.values():  # each process counted its own slice of the batches
+            distributed.all_reduce_sum(layer.counts)
         counts = {name: layer.counts.tolist() for name, layer in self.layers.items()}
         for name, c in counts.items():
             top = sorted(range(len(c)), key=lambda e: (-c[e], e))[: self.options.freeze_per_task]
@@ -148,6 +152,7 @@ class MoEDDASOptions(MoEOptions):
     ddas_quantile: float = 0.95  # share of held-out in-distribution images kept in distribution
     ddas_heldout: float = 0.1  # share of each task's training images kept from its autoencoder
     per_batch: bool = False  # the reference decides once per evaluation batch
+    feature_cache_mb: int = 1024  # DDAS features kept between evaluations; 0 turns it off
 
 
 @register_method
@@ -163,11 +168,16 @@ class MoEAdapters(MoEAdaptersTaskId):
         super().__init__(*args, **kwargs)
         o = self.options
         self.ddas = DDAS(code_dims=o.ddas_code, steps=o.ddas_steps, quantile=o.ddas_quantile)
+        # Frozen by construction, so computed once per test batch, not once per matrix row.
+        self._generic = FeatureCache(self._backbone_features, o.feature_cache_mb << 20)
 
-    def generic_features(self, images: torch.Tensor) -> torch.Tensor:
-        """DDAS's input: frozen backbone features, every adapter bypassed."""
+    def _backbone_features(self, images: torch.Tensor) -> torch.Tensor:
         with routing(self.model, 0, bypass=True):
             return self.ddas.features(self.model, images)
+
+    def generic_features(self, images: torch.Tensor) -> torch.Tensor:
+        """DDAS's input: frozen backbone features, every adapter bypassed (cached)."""
+        return self._generic(images)
 
     def end_task(self, task: Task, index: int) -> None:
         super().end_task(task, index)

@@ -1,0 +1,60 @@
+"""Data-parallel training under torchrun (gloo, two CPU processes) equals one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from clviz import distributed
+from clviz.config import RunConfig
+from clviz.engine import run
+from clviz.methods import TrainConfig
+
+TOLERANCE = 2.5  # accuracy points: averaging two half-batch gradients is not bit-identical
+
+
+def test_single_process_helpers_are_no_ops():
+    idx = torch.arange(8)
+    assert not distributed.active() and distributed.is_main()
+    assert torch.equal(distributed.shard(idx), idx)
+    assert torch.equal(distributed.all_reduce_sum(idx.clone()), idx)
+
+
+def test_two_processes_match_one(tmp_path):
+    args = ["--method", "finetune", "--stream", "smoke", "--steps", "6"]
+    single = run(
+        RunConfig(method="finetune", stream="smoke", train=TrainConfig(steps=6)),
+        tmp_path / "single",
+        progress=False,
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CLVIZ_RESULTS": str(tmp_path / "cache")}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "clviz.cli",
+            "run",
+            *args,
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    ddp = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert ddp["config_hash"] == single["config_hash"]
+    diff = np.abs(np.asarray(ddp["accuracy_matrix"]) - np.asarray(single["accuracy_matrix"]))
+    assert diff.max() <= TOLERANCE, diff
+    assert ddp["accuracy_matrix"] != [ddp["zero_shot"]] * 3  # it did train
