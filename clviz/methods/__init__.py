@@ -5,7 +5,7 @@ notebooks and tables show them (baselines first).
 """
 
 # isort: skip_file
-from clviz.methods import zeroshot, finetune, lwf, wiseft, zscl, mulki, moe_adapters  # noqa: F401
+from clviz.methods import zeroshot, finetune, lwf, wiseft, zscl, mulki, moe_adapters, atlas  # noqa: F401
 from clviz.methods.base import (
     METHODS,
     Method,

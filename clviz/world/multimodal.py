@@ -6,8 +6,14 @@
   the shape or the number of objects; the answer is one of the answer texts.
 - ``topics``: text-only classification. A sentence that mentions one thing of the world; the
   label is the kind of thing (animal, food, vehicle, shape, colour, number, letter, pattern).
+- ``entailment``: 3-way visual entailment (like SNLI-VE). An image of one coloured shape is the
+  premise, a sentence the hypothesis: ``entailment`` (the caption is true), ``contradiction``
+  (one attribute swapped) or ``neutral`` (true, plus a clause the image cannot confirm).
+  Contradictions carry such a clause half of the time, so the clause alone does not decide.
+- ``howmany``: text-only classification. A sentence about some shapes; the label is how many
+  (one to five), classified against the number words.
 
-All three come as a :class:`PairTask` with a text per example (and images where the task has
+All come as a :class:`PairTask` with a text per example (and images where the task has
 them), deterministic from a seed like the classification tasks.
 """
 
@@ -30,7 +36,7 @@ class PairTask:
     """Examples made of an optional image and a text, each with a label among ``labelnames``."""
 
     name: str
-    kind: str  # "matching" | "vqa" | "topics"
+    kind: str  # "matching" | "vqa" | "topics" | "entailment" | "howmany"
     labelnames: tuple[str, ...]
     train_texts: tuple[str, ...] = field(repr=False)
     train_labels: torch.Tensor = field(repr=False)
@@ -137,10 +143,49 @@ def _topic_example(rng: np.random.Generator, size: int, label: int):
     return None, template.format(words[rng.integers(len(words))])
 
 
+ENTAILMENT_LABELS = ("contradiction", "neutral", "entailment")
+_UNVERIFIABLE = ("drawn yesterday", "that my friend likes", "made by a child", "for sale")
+
+
+def _entailment_example(rng: np.random.Generator, size: int, label: int):
+    shape, color = (
+        R.SHAPES[rng.integers(len(R.SHAPES))],
+        tuple(R.COLORS)[rng.integers(len(R.COLORS))],
+    )
+    img = _shapes_scene(rng, size, 1, shape, color)
+    said_shape, said_color, clause = shape, color, ""
+    if label == 0:  # contradiction: one attribute wrong, sometimes with a clause
+        if rng.random() < 0.5:
+            said_shape = _other(rng, R.SHAPES, shape)
+        else:
+            said_color = _other(rng, tuple(R.COLORS), color)
+        if rng.random() < 0.5:
+            clause = " " + _UNVERIFIABLE[rng.integers(len(_UNVERIFIABLE))]
+    elif label == 1:  # neutral: true, plus something the image cannot show
+        clause = " " + _UNVERIFIABLE[rng.integers(len(_UNVERIFIABLE))]
+    return img, f"a {said_color} {said_shape}{clause}."
+
+
+_COUNT_SENTENCES = (
+    "there are {} {} on the table.",
+    "i counted {} {} in the picture.",
+    "she drew {} {} on the wall.",
+)
+
+
+def _howmany_example(rng: np.random.Generator, size: int, label: int):
+    shape = R.SHAPES[rng.integers(len(R.SHAPES))]
+    noun = shape if label == 0 else shape + ("es" if shape.endswith(("s", "x")) else "s")
+    template = _COUNT_SENTENCES[rng.integers(len(_COUNT_SENTENCES))]
+    return None, template.format(NUMBER_WORDS[label], noun)
+
+
 _FAMILIES = {
     "matching": (("no", "yes"), _matching_example),
     "vqa": (VQA_ANSWERS, _vqa_example),
     "topics": (tuple(TOPICS), _topic_example),
+    "entailment": (ENTAILMENT_LABELS, _entailment_example),
+    "howmany": (NUMBER_WORDS, _howmany_example),
 }
 
 
@@ -167,7 +212,10 @@ def make_pair_task(
     train_per_class: int = 48,
     test_per_class: int = 24,
 ) -> PairTask:
-    """Build the ``kind`` family's task ('matching', 'vqa' or 'topics'); cached."""
+    """Build the ``kind`` family's task (see :func:`list_pair_families`); cached.
+
+    The test split never depends on ``train_per_class``, so a low-shot task is evaluated on
+    exactly the examples its full-data twin is evaluated on."""
     if kind not in _FAMILIES:
         raise ValueError(f"unknown task family {kind!r}; valid families: {', '.join(_FAMILIES)}")
     tr_x, tr_t, tr_y = _split(kind, "train", train_per_class, seed, image_size)
