@@ -119,7 +119,12 @@ class FormatFineTune(Method):
     @torch.no_grad()
     def format_accuracy(self, fmt: TaskFormat) -> float:
         self.model.eval()
-        return fmt.accuracy(self.model, self.heads.get(fmt.name))
+        head = self.heads.get(fmt.name)
+        if head is None and fmt.name not in self.heads:  # not learned yet: an untrained head
+            head = fmt.make_head()
+            if head is not None:
+                fmt.init_head(self.model, head)
+        return fmt.accuracy(self.model, head)
 
 
 def _atlas(config: ProtocolConfig, stages: str = "both") -> Atlas:

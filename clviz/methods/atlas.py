@@ -201,10 +201,16 @@ class Atlas(Method):
 
     @torch.no_grad()
     def format_accuracy(self, fmt: TaskFormat) -> float:
-        """Test accuracy of ``fmt`` with its own query set (the newest if not learned)."""
+        """Test accuracy of ``fmt`` with its own query set and head (if not learned: the newest
+        query set and, for a matching task, a freshly initialised score head)."""
         self.model.eval()
         with using_queries(self.sites, self.query_index(fmt.name)):
-            return fmt.accuracy(self.model, self.heads.get(fmt.name))
+            head = self.heads.get(fmt.name)
+            if head is None and fmt.name not in self.heads:  # not learned: an untrained head
+                head = fmt.make_head()
+                if head is not None:
+                    fmt.init_head(self.model, head)
+            return fmt.accuracy(self.model, head)
 
     @torch.no_grad()
     def measure_alphas(self, fmt: TaskFormat) -> dict[str, list[float] | None]:
