@@ -53,8 +53,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=None, help="results folder (default results/runs)")
     parser.add_argument("--timing-tasks", type=int, default=3, help="0 skips the timing")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads (1 on a busy machine)"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     baselines = compare(
         ["finetune", "zscl"], args.stream, args.seed, root=args.root, progress=False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 
 
 def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in label).strip("-").replace("--", "-")
+    return re.sub(r"-+", "-", "".join(c if c.isalnum() else "-" for c in label)).strip("-")
 
 
 def ablation_dir(
