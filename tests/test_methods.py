@@ -89,3 +89,16 @@ def test_zscl_ensemble_and_penalty(tiny, small_task):
     assert not torch.equal(
         method.model.state_dict()[key], trained[key]
     )  # the average, not the last
+
+
+@pytest.mark.parametrize("name", [m for m in METHODS if m != "moe-adapters"])
+def test_predictions_come_from_the_embeddings_the_drift_analysis_reads(name, tiny, small_task):
+    """What a method predicts is its image embeddings against its text embeddings, so the
+    features the drift analysis records are the ones the accuracy matrix measured. (DDAS picks
+    a router per image for the text side too, so ``moe-adapters`` is checked in test_moe.)"""
+    options = {"ddas_steps": 5} if name.startswith("moe") else {}
+    method = make(name, tiny, steps=1, **options)
+    learn(method, small_task)
+    images = small_task.test_images[:6]
+    expected = method.image_embeddings(images, small_task) @ method.text_embeddings(small_task).T
+    assert torch.allclose(method.predict(images, small_task), expected, atol=1e-5)

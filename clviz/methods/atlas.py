@@ -249,11 +249,17 @@ class Atlas(Method):
         self.alphas[task.name] = self.measure_alphas(self._format)
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, task: Task) -> torch.Tensor:
+    def image_embeddings(self, images: torch.Tensor, task: Task) -> torch.Tensor:
+        """Images through the adapters weighted by ``task``'s query set."""
         self.model.eval()
         with using_queries(self.sites, self.query_index(task.name)):
-            text = class_text_features(self.model, self.tokenizer, task)
-            return image_features(self.model, images) @ text.T
+            return image_features(self.model, images)
+
+    @torch.no_grad()
+    def text_embeddings(self, task: Task) -> torch.Tensor:
+        self.model.eval()
+        with using_queries(self.sites, self.query_index(task.name)):
+            return class_text_features(self.model, self.tokenizer, task)
 
     def record(self, tasks: list[Task]) -> dict[str, Any]:
         return self.alpha_record()
