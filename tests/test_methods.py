@@ -94,8 +94,8 @@ def test_zscl_ensemble_and_penalty(tiny, small_task):
 @pytest.mark.parametrize("name", [m for m in METHODS if m != "moe-adapters"])
 def test_predictions_come_from_the_embeddings_the_drift_analysis_reads(name, tiny, small_task):
     """What a method predicts is its image embeddings against its text embeddings, so the
-    features the drift analysis records are the ones the accuracy matrix measured. (DDAS picks
-    a router per image for the text side too, so ``moe-adapters`` is checked in test_moe.)"""
+    features the drift analysis records are the ones the accuracy matrix measured. (With DDAS
+    the text side follows each image's chosen router, so ``moe-adapters`` is left out.)"""
     options = {"ddas_steps": 5} if name.startswith("moe") else {}
     method = make(name, tiny, steps=1, **options)
     learn(method, small_task)
