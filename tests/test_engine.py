@@ -30,7 +30,7 @@ def finetune_run(tmp_path_factory):
 def test_results_have_the_documented_fields(finetune_run):
     out, results = finetune_run
     on_disk = json.loads((out / "results.json").read_text())
-    assert on_disk == results
+    assert {**on_disk, "run_dir": str(out)} == results  # run() adds where the run lives
     for key in (
         "method",
         "stream",
@@ -85,7 +85,7 @@ def test_another_configs_folder_is_never_overwritten(finetune_run):
     out, results = finetune_run
     with pytest.raises(RunDirError, match="another config"):
         run(config("wise-ft"), out, progress=False)
-    assert json.loads((out / "results.json").read_text()) == results
+    assert {**json.loads((out / "results.json").read_text()), "run_dir": str(out)} == results
 
 
 def test_zero_shot_rows_equal_the_backbone(tmp_path):

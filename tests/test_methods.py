@@ -96,8 +96,7 @@ def test_predictions_come_from_the_embeddings_the_drift_analysis_reads(name, tin
     """What a method predicts is its image embeddings against its text embeddings, so the
     features the drift analysis records are the ones the accuracy matrix measured. (With DDAS
     the text side follows each image's chosen router, so ``moe-adapters`` is left out.)"""
-    options = {"ddas_steps": 5} if name.startswith("moe") else {}
-    method = make(name, tiny, steps=1, **options)
+    method = make(name, tiny, steps=1)
     learn(method, small_task)
     images = small_task.test_images[:6]
     expected = method.image_embeddings(images, small_task) @ method.text_embeddings(small_task).T

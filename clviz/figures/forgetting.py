@@ -66,7 +66,9 @@ def accuracy_heatmaps(
         r = results_by_method[name]
         row, col = i // cols + 1, i % cols + 1
         fig.add_trace(
-            _heatmap(np.asarray(r["accuracy_matrix"]), r["tasks"], i == 0), row=row, col=col
+            _heatmap(np.asarray(r["accuracy_matrix"]), r["tasks"], i == len(names) - 1),
+            row=row,
+            col=col,
         )
         fig.update_yaxes(autorange="reversed", showticklabels=col == 1, row=row, col=col)
         fig.update_xaxes(showticklabels=row == rows, row=row, col=col)
