@@ -6,26 +6,13 @@ import copy
 
 import pytest
 import torch
+from method_helpers import learn, make_method
 
-from clviz.methods import METHODS, TrainConfig, get_method, make_options
+from clviz.methods import METHODS, get_method, make_options
 
 
 def make(name, tiny, steps=2, **options):
-    model, _, tokenizer = tiny
-    cls = get_method(name)
-    return cls(
-        copy.deepcopy(model),
-        tokenizer,
-        TrainConfig(steps=steps, batch_size=8),
-        make_options(cls, options),
-    )
-
-
-def learn(method, task, index=0, seed=0):
-    method.begin_task(task, index)
-    stats = method.train_task(task, index, torch.Generator().manual_seed(seed), progress=False)
-    method.finish_task(task, index)
-    return stats
+    return make_method(name, tiny, steps, **options)
 
 
 def test_registry_names_every_baseline():

@@ -6,8 +6,9 @@ import copy
 
 import pytest
 import torch
+from method_helpers import learn, make_method
 
-from clviz.methods import TrainConfig, get_method, make_options
+from clviz.methods import TrainConfig
 from clviz.moe import ExpertPool, NoisyTopKRouter, moe_layers
 from clviz.moe.layer import routing
 from clviz.moe.router import cv_squared
@@ -16,20 +17,7 @@ from clviz.zeroshot import class_text_features, image_features
 
 
 def moe_method(tiny, steps=3, **options):
-    model, _, tokenizer = tiny
-    cls = get_method("moe-adapters-taskid")
-    return cls(
-        copy.deepcopy(model),
-        tokenizer,
-        TrainConfig(steps=steps, batch_size=8),
-        make_options(cls, {"experts": 6, **options}),
-    )
-
-
-def learn(method, task, index):
-    method.begin_task(task, index)
-    method.train_task(task, index, torch.Generator().manual_seed(index), progress=False)
-    method.finish_task(task, index)
+    return make_method("moe-adapters-taskid", tiny, steps, **{"experts": 6, **options})
 
 
 def test_adapted_model_starts_identical_to_the_backbone(tiny, small_task):
@@ -84,7 +72,7 @@ def test_activate_freeze(tiny):
     second = make_task("colors", train_per_class=4, test_per_class=1)
     method = moe_method(tiny, freeze_per_task=2)
     backbone = {k: v.clone() for k, v in method.model.state_dict().items() if ".moe." not in k}
-    learn(method, first, 0)
+    learn(method, first, 0, seed=0)
     block = "visual.transformer.resblocks.1"
     frozen = sorted(method.frozen[block])
     counts = method.selections[0][block]
@@ -114,7 +102,7 @@ def test_activate_freeze(tiny):
 def test_checkpoint_round_trip_predicts_the_same(tiny):
     task = make_task("shapes", train_per_class=4, test_per_class=2)
     method = moe_method(tiny)
-    learn(method, task, 0)
+    learn(method, task, 0, seed=0)
     restored = moe_method(tiny)
     restored.load_state_dict(method.state_dict(), {task.name: task})
     x = task.test_images[:6]

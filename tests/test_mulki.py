@@ -7,10 +7,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from method_helpers import learn, make_method
 
 from clviz.config import RunConfig
 from clviz.engine import run
-from clviz.methods import TrainConfig, get_method, make_options
+from clviz.methods import TrainConfig
 from clviz.mulki import (
     WeightAverage,
     class_means,
@@ -26,21 +27,7 @@ KEY = "visual.transformer.resblocks.0.mlp.c_fc.weight"
 
 
 def make(tiny, steps=2, **options):
-    model, _, tokenizer = tiny
-    cls = get_method("mulki")
-    return cls(
-        copy.deepcopy(model),
-        tokenizer,
-        TrainConfig(steps=steps, batch_size=8),
-        make_options(cls, options),
-    )
-
-
-def learn(method, task, index=0, seed=0):
-    method.begin_task(task, index)
-    stats = method.train_task(task, index, torch.Generator().manual_seed(seed), progress=False)
-    method.finish_task(task, index)
-    return stats
+    return make_method("mulki", tiny, steps, **options)
 
 
 def batch_loss(method, task, index=1):

@@ -194,24 +194,27 @@ class MoEAdapters(MoEAdaptersTaskId):
             return super()._task_routing(task)
         return routing(self.model, 0, bypass=True)
 
+    def _ddas_route(self, images: torch.Tensor):
+        """(chosen router, out-of-distribution flag, embedding) of each image, as DDAS routes it
+        (its task is never looked at)."""
+        selected, ood = self.ddas.select(self.generic_features(images), self.options.per_batch)
+        with routing(self.model, selected, bypass=ood):
+            return selected, ood, image_features(self.model, images, batch_size=len(images))
+
     @torch.no_grad()
     def image_embeddings(self, images: torch.Tensor, task: Task) -> torch.Tensor:
-        """Each image routed as DDAS decides (its task is never looked at)."""
+        """Each image routed as DDAS decides."""
         self.model.eval()
         if not len(self.ddas):
             return Method.image_embeddings(self, images, task)
-        selected, ood = self.ddas.select(self.generic_features(images), self.options.per_batch)
-        with routing(self.model, selected, bypass=ood):
-            return image_features(self.model, images, batch_size=len(images))
+        return self._ddas_route(images)[2]
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, task: Task) -> torch.Tensor:
         self.model.eval()
         if not len(self.ddas):
             return Method.predict(self, images, task)
-        selected, ood = self.ddas.select(self.generic_features(images), self.options.per_batch)
-        with routing(self.model, selected, bypass=ood):
-            image = image_features(self.model, images, batch_size=len(images))
+        selected, ood, image = self._ddas_route(images)
         logits = torch.empty(len(images), task.num_classes)
         for router, bypass in {(int(t), bool(o)) for t, o in zip(selected, ood, strict=True)}:
             rows = (selected == router) & (ood == bypass)
