@@ -16,7 +16,7 @@ import torch
 from clviz.backbone import load_backbone
 from clviz.methods import TrainConfig, get_method
 from clviz.world.tasks import get_stream, make_task
-from clviz.zeroshot import zeroshot_accuracy
+from clviz.core.clip import zeroshot_accuracy
 
 
 def main() -> None:

@@ -7,13 +7,17 @@ import json
 import sys
 
 from clviz.backbone import BackboneError
-from clviz.engine import RunDirError
+from clviz.core.result import ResultError
+from clviz.core.store import RunDirError
+
+# Errors that come from what the user asked for: printed as one line, never a traceback.
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, BackboneError, RunDirError, ResultError)
 
 
 def _zeroshot(args: argparse.Namespace) -> int:
     from clviz.backbone import load_backbone
+    from clviz.core.clip import zeroshot_accuracy
     from clviz.world.tasks import get_stream
-    from clviz.zeroshot import zeroshot_accuracy
 
     tasks = get_stream(args.stream, seed=args.seed)
     model, _, tokenizer = load_backbone(args.backbone, pretrained=args.pretrained)
@@ -49,29 +53,26 @@ def _zeroshot(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from clviz.engine import default_out_dir, run
+    from clviz.experiments.runs import run
     from clviz.methods import get_method
 
     get_method(args.method)  # fail fast on a bad name, before any work
     config = _profile_config(args)
-    out = Path(args.out) if args.out else default_out_dir(config)
-    results = run(config, out, force=args.force)
-    m = results["metrics"]
+    result = run(config, args.out, force=args.force)
+    m = result.metrics
     print(
-        f"{args.method} on {args.stream}: Transfer {m['transfer']:.1f}  Avg {m['avg']:.1f}  "
-        f"Last {m['last']:.1f}  BWT {m['bwt']:+.1f}  forgetting {m['forgetting']:.1f}  "
-        f"({results['seconds']:.0f} s)"
+        f"{args.method} on {config.stream}: Transfer {m.transfer:.1f}  Avg {m.avg:.1f}  "
+        f"Last {m.last:.1f}  BWT {m.bwt:+.1f}  forgetting {m.forgetting:.1f}  "
+        f"({result.seconds:.0f} s)"
     )
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {result.run_dir / 'results.json'}")
     return 0
 
 
 def _profile_config(args: argparse.Namespace):
     """The RunConfig of ``--profile`` for ``--method``, with the command line's overrides."""
-    from clviz.profiles import make_config
-    from clviz.streams import check_stream
+    from clviz.data.streams import check_stream
+    from clviz.experiments.profiles import make_config
 
     options = json.loads(args.options) if args.options else {}
     if not isinstance(options, dict):
@@ -95,21 +96,23 @@ def _profile_config(args: argparse.Namespace):
 
 
 def _class_incremental(args: argparse.Namespace) -> int:
-    from clviz.class_incremental import run_class_incremental
+    from clviz.experiments.class_incremental import run_class_incremental
     from clviz.methods import get_method
 
     get_method(args.method)
     if args.stream is None:
         args.stream = "default"  # the embedded class pool; real data is --dataset cifar100
     config = _profile_config(args)
-    results = run_class_incremental(config, args.dataset, args.steps_ci, args.out, force=args.force)
-    curve = "  ".join(f"{a:.1f}" for a in results["accuracy"])
+    result = run_class_incremental(config, args.dataset, args.steps_ci, args.out, force=args.force)
+    m, zs = result.metrics, result.zero_shot_metrics
+    curve = "  ".join(f"{row[0]:.1f}" for row in result.matrix)
     print(
-        f"{args.method} on {args.dataset} in {args.steps_ci} steps: Avg {results['avg']:.1f}  "
-        f"Last {results['last']:.1f}  (zero-shot Avg {results['zero_shot_avg']:.1f}  Last "
-        f"{results['zero_shot_last']:.1f}; {results['seconds']:.0f} s)"
+        f"{args.method} on {args.dataset} in {args.steps_ci} steps: Avg {m.avg:.1f}  "
+        f"Last {m.last:.1f}  (zero-shot Avg {zs.avg:.1f}  Last {zs.last:.1f}; "
+        f"{result.seconds:.0f} s)"
     )
     print(f"accuracy over all classes seen, per step: {curve}")
+    print(f"results: {result.run_dir / 'results.json'}")
     return 0
 
 
@@ -129,7 +132,7 @@ def _params(args: argparse.Namespace) -> int:
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from clviz.metrics import load_matrix, summarize
+    from clviz.analysis.metrics import load_matrix, summarize
 
     summary = summarize(load_matrix(args.file)).as_dict()
     if args.json:
@@ -155,8 +158,8 @@ def _list(args: argparse.Namespace) -> int:
     for name in dict.fromkeys(t for s in STREAMS.values() for t in s.tasks):
         d = get_domain(name)
         print(f"  {name:<16} {len(d.classnames):>2} classes, {d.source}: {d.description}")
-    from clviz.profiles import PROFILES
-    from clviz.streams import real_streams
+    from clviz.data.streams import real_streams
+    from clviz.experiments.profiles import PROFILES
 
     print("real streams (--data-root or $CLVIZ_DATA):")
     for name, description in real_streams().items():
@@ -168,13 +171,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _main_job(args: argparse.Namespace) -> int:
-    from clviz.compare import notebook_budget
-    from clviz.main_job import main_job
+    from clviz.experiments.main_job import main_job
 
-    stream, steps = args.stream, args.steps
-    if args.fast:
-        budget = notebook_budget()
-        stream, steps = "smoke", budget.steps if budget.fast else 10
+    stream, steps = ("smoke", 10) if args.fast else (args.stream, args.steps)
     paths = main_job(args.out, stream=stream, seed=args.seed, methods=args.methods, steps=steps)
     print(f"report:  {paths['report'].resolve()}")
     print(f"summary: {paths['summary'].resolve()}")
@@ -273,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, BackboneError, RunDirError) as err:
+    except USER_ERRORS as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"clviz {args.command}: error: {message}", file=sys.stderr)
         return 2

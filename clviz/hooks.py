@@ -10,12 +10,13 @@ Layers can be given by name, as a list of names, or as a filter ``(name, module)
 ``edit_output(name, output)`` may return a replacement output (ablations, patching).
 ``stop=True`` ends the forward pass once the last traced layer has run (cheap feature
 extraction from early layers). The hooks are removed on exit, also after an exception.
+:func:`trace_batches` does it batch by batch over a large input.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -151,3 +152,21 @@ class Trace:
 
     def __len__(self) -> int:
         return len(self.outputs)
+
+
+def trace_batches(
+    model: nn.Module,
+    layers: LayerSpec,
+    inputs: Sequence,
+    forward: Callable[[Any], Any],
+    batch_size: int = 256,
+    stop: bool = False,
+) -> Iterator[tuple[Any, Trace]]:
+    """Run ``forward`` on ``inputs`` ``batch_size`` at a time with ``layers`` traced; yields
+    ``(forward's output, the trace)`` per batch (the output is None when ``stop`` ended the
+    pass early). Keeps one batch's activations in memory at a time."""
+    for i in range(0, len(inputs), batch_size):
+        out = None
+        with Trace(model, layers, stop=stop) as trace:
+            out = forward(inputs[i : i + batch_size])
+        yield out, trace

@@ -32,7 +32,7 @@ def execute_notebook(path: Path, out_dir: Path, timeout: int = 1800) -> tuple[Pa
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
 
-    from clviz.io import atomic_path
+    from clviz.core.io import atomic_path
 
     nb = nbformat.read(path, as_version=4)
     try:

@@ -25,7 +25,7 @@ from clviz.backbone import (
     sha256_of,
     to_model_input,
 )
-from clviz.io import atomic_path, write_json
+from clviz.core.io import atomic_path, write_json
 from clviz.world.corpus import make_corpus
 
 

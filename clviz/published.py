@@ -7,6 +7,11 @@ was not available to us). Keys are clviz method names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from clviz.core.result import RunResult
+
 MTIL_ORDER_I: dict[str, tuple[float, float, float | None]] = {
     "zero-shot": (69.4, 65.3, 65.3),
     "finetune": (44.6, 55.9, 77.3),
@@ -24,23 +29,23 @@ def published_row(method: str) -> dict[str, float | None]:
     return {"transfer": t, "avg": a, "last": last}
 
 
-def beside_published(results_by_method) -> list[dict[str, float | str | None]]:
+def beside_published(results_by_method: Mapping[str, RunResult]) -> list[dict[str, Any]]:
     """Each method's embedded Transfer / Avg / Last next to the published MTIL order-I ones,
     and each Transfer relative to zero-shot's in both (where both are known): the shape of the
     comparison is what the embedded benchmark can reproduce, not the values."""
     zs = results_by_method.get("zero-shot")
     rows = []
     for name, r in results_by_method.items():
-        m, p = r["metrics"], published_row(name)
-        row: dict[str, float | str | None] = {
+        m, p = r.metrics, published_row(name)
+        row: dict[str, Any] = {
             "method": name,
-            **{k: m[k] for k in ("transfer", "avg", "last")},
+            **{k: getattr(m, k) for k in ("transfer", "avg", "last")},
             **{f"published_{k}": v for k, v in p.items()},
             "transfer_vs_zero_shot": None,
             "published_transfer_vs_zero_shot": None,
         }
         if zs is not None:
-            row["transfer_vs_zero_shot"] = m["transfer"] - zs["metrics"]["transfer"]
+            row["transfer_vs_zero_shot"] = m.transfer - zs.metrics.transfer
             if p["transfer"] is not None:
                 row["published_transfer_vs_zero_shot"] = (
                     p["transfer"] - MTIL_ORDER_I["zero-shot"][0]

@@ -14,11 +14,13 @@ from typing import Any
 import plotly.graph_objects as go
 
 from clviz import figures
-from clviz.compare import comparison_rows
-from clviz.drift.umap_map import DriftMap
+from clviz.analysis.drift.umap_map import DriftMap
+from clviz.core.io import atomic_path
+from clviz.core.result import RunResult
+from clviz.experiments.tables import metric_rows
 from clviz.figures import drift as drift_figures
 from clviz.figures import moe as moe_figures
-from clviz.io import atomic_path
+from clviz.methods.moe import RoutingRecord
 from clviz.published import published_row
 
 STYLE = """
@@ -39,7 +41,7 @@ def _fmt(v: Any, digits: int = 1) -> str:
     return f"{v:.{digits}f}"
 
 
-def comparison_table_html(results_by_method: Mapping[str, Mapping[str, Any]]) -> str:
+def comparison_table_html(results_by_method: Mapping[str, RunResult]) -> str:
     """The comparison as an HTML table, with the published MTIL order-I numbers beside."""
     head = (
         "<tr><th>method</th><th>Transfer</th><th>Avg</th><th>Last</th><th>BWT</th>"
@@ -47,13 +49,13 @@ def comparison_table_html(results_by_method: Mapping[str, Mapping[str, Any]]) ->
         "<th>MTIL-I Transfer</th><th>MTIL-I Avg</th><th>MTIL-I Last</th></tr>"
     )
     rows = []
-    for r in comparison_rows(results_by_method):
-        p = published_row(r["method"])
+    for r in metric_rows(results_by_method):
+        p = published_row(r.label)
         cells = [
-            html.escape(r["method"]),
-            *(_fmt(r[k]) for k in ("transfer", "avg", "last", "bwt", "forgetting")),
-            _fmt(int(r["trainable_params"])),
-            _fmt(r["seconds"], 0),
+            html.escape(r.label),
+            *(_fmt(getattr(r, k)) for k in ("transfer", "avg", "last", "bwt", "forgetting")),
+            _fmt(int(r.trainable_params)),
+            _fmt(r.seconds, 0),
             *(_fmt(p[k]) for k in ("transfer", "avg", "last")),
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -65,7 +67,7 @@ def _section(title: str, note: str, *parts: str) -> str:
 
 
 def build_report(
-    results_by_method: Mapping[str, Mapping[str, Any]],
+    results_by_method: Mapping[str, RunResult],
     curves_by_method: Mapping[str, Mapping[str, Any]],
     dmap: DriftMap,
     umap_methods: Sequence[str],
@@ -79,7 +81,7 @@ def build_report(
         return f.to_html(full_html=False, include_plotlyjs=len(figs) == 1, default_width="100%")
 
     any_run = next(iter(results_by_method.values()))
-    checkpoints = ["initial", *any_run["tasks"]]
+    checkpoints = ["initial", *any_run.tasks]
     parts = [
         _section(
             "The comparison",
@@ -94,7 +96,7 @@ def build_report(
             "Accuracy matrices",
             "Row t: accuracy on every task after learning task t.",
             fig(figures.accuracy_heatmaps(results_by_method)),
-            fig(figures.task_curve_comparison(results_by_method, any_run["tasks"][0])),
+            fig(figures.task_curve_comparison(results_by_method, any_run.tasks[0])),
         ),
         _section(
             "Representation drift",
@@ -119,10 +121,10 @@ def build_report(
             *(fig(drift_figures.umap_animation(dmap, m)) for m in umap_methods),
         ),
     ]
-    moe = [m for m, r in results_by_method.items() if "selections" in (r.get("record") or {})]
+    moe = [m for m, r in results_by_method.items() if isinstance(r.record, RoutingRecord)]
     if moe:
         r = results_by_method[moe[-1]]
-        rec = r["record"]
+        rec = r.record
         parts.append(
             _section(
                 f"Routing ({moe[-1]})",
@@ -130,16 +132,16 @@ def build_report(
                 "frozen when the task began.",
                 fig(
                     moe_figures.expert_selection_heatmaps(
-                        rec["selections"], rec["frozen_history"], r["tasks"]
+                        rec.selections, rec.frozen_history, r.tasks
                     )
                 ),
-                fig(moe_figures.frozen_timeline(rec["frozen_history"], r["tasks"])),
+                fig(moe_figures.frozen_timeline(rec.frozen_history, r.tasks)),
             )
         )
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>clviz report</title>"
         f"<style>{STYLE}</style></head><body><h1>clviz: continual learning on the "
-        f"{html.escape(any_run['stream'])} stream</h1><p class='note'>{header}</p>"
+        f"{html.escape(any_run.stream)} stream</h1><p class='note'>{header}</p>"
         + "".join(parts)
         + "</body></html>"
     )

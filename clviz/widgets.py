@@ -8,29 +8,30 @@ accuracy row update. Each panel is a function returning a plotly figure
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import plotly.graph_objects as go
 
-from clviz.drift.umap_map import DriftMap
+from clviz.analysis.drift.umap_map import DriftMap
+from clviz.core.result import RunResult
 from clviz.figures.drift import umap_frame
 from clviz.figures.forgetting import accuracy_row
 from clviz.figures.moe import expert_selection_heatmaps
+from clviz.methods.moe import RoutingRecord
 
 
-def routing_until(results: Mapping[str, Any], index: int, tower: str = "image") -> go.Figure | None:
+def routing_until(result: RunResult, index: int, tower: str = "image") -> go.Figure | None:
     """Expert selection of every task up to ``index`` (None for methods without routers)."""
-    record = results.get("record") or {}
-    if "selections" not in record:
+    record = result.record
+    if not isinstance(record, RoutingRecord):
         return None
     stop = index + 1
     return expert_selection_heatmaps(
-        record["selections"][:stop], record["frozen_history"][:stop], results["tasks"][:stop], tower
+        record.selections[:stop], record.frozen_history[:stop], result.tasks[:stop], tower
     )
 
 
 def panels(
-    results_by_method: Mapping[str, Mapping[str, Any]], dmap: DriftMap, method: str, index: int
+    results_by_method: Mapping[str, RunResult], dmap: DriftMap, method: str, index: int
 ) -> dict[str, go.Figure | None]:
     """What the explorer shows for ``method`` after task ``index`` (0-based): the UMAP at that
     checkpoint, the accuracy row and, for MoE methods, the routing so far."""
@@ -44,13 +45,13 @@ def panels(
     }
 
 
-def explorer(results_by_method: Mapping[str, Mapping[str, Any]], dmap: DriftMap):
+def explorer(results_by_method: Mapping[str, RunResult], dmap: DriftMap):
     """A method dropdown and a task slider over :func:`panels` (needs a live kernel)."""
     import ipywidgets as widgets
     from IPython.display import display
 
     methods = list(results_by_method)
-    n_tasks = len(next(iter(results_by_method.values()))["tasks"])
+    n_tasks = len(next(iter(results_by_method.values())).tasks)
     method = widgets.Dropdown(options=methods, value=methods[-1], description="method")
     index = widgets.IntSlider(
         value=n_tasks - 1, min=0, max=n_tasks - 1, description="after task", continuous_update=False
@@ -59,7 +60,7 @@ def explorer(results_by_method: Mapping[str, Mapping[str, Any]], dmap: DriftMap)
     out = widgets.Output()
 
     def draw(*_) -> None:
-        label.value = results_by_method[method.value]["tasks"][index.value]
+        label.value = results_by_method[method.value].tasks[index.value]
         with out:
             out.clear_output(wait=True)
             for fig in panels(results_by_method, dmap, method.value, index.value).values():

@@ -1,11 +1,17 @@
-"""Shared fixtures: the bundled tiny CLIP and small tasks of the embedded world."""
+"""Shared fixtures: the bundled tiny CLIP, small tasks of the embedded world, methods on copies
+of the tiny CLIP, and three short runs whose probe features the drift tests share."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
 
 from clviz.backbone import load_backbone
+from clviz.core.config import TrainConfig
+from clviz.core.formats import make_format
+from clviz.methods import build_method
 from clviz.world.tasks import make_task
 
 torch.set_num_threads(2)
@@ -20,8 +26,6 @@ def tiny():
 @pytest.fixture
 def tiny_model(tiny):
     """A fresh copy of the tiny CLIP, safe to modify in a test."""
-    import copy
-
     return copy.deepcopy(tiny[0])
 
 
@@ -31,6 +35,25 @@ def small_task():
     return make_task("shapes", seed=0, train_per_class=6, test_per_class=4)
 
 
+@pytest.fixture
+def make_method(tiny):
+    """``make_method(name, steps=2, **options)``: a registered method on a copy of the tiny
+    CLIP, batch 8."""
+
+    def make(name: str, steps: int = 2, **options):
+        model, _, tokenizer = tiny
+        train = TrainConfig(steps=steps, batch_size=8)
+        return build_method(name, copy.deepcopy(model), tokenizer, train, options)
+
+    return make
+
+
+@pytest.fixture
+def fmt(tiny):
+    """``fmt(task)``: a task in its format, with the tiny CLIP's tokenizer."""
+    return lambda task: make_format(task, tiny[2])
+
+
 DRIFT_METHODS = ["zero-shot", "finetune", "moe-adapters-taskid"]
 
 
@@ -38,7 +61,7 @@ DRIFT_METHODS = ["zero-shot", "finetune", "moe-adapters-taskid"]
 def drift_runs(tmp_path_factory):
     """Three short runs on the smoke stream, with their probe features (shared by the drift,
     widget and report tests)."""
-    from clviz.compare import compare
+    from clviz.experiments.compare import compare
 
     root = tmp_path_factory.mktemp("runs")
     return compare(DRIFT_METHODS, stream="smoke", steps=8, root=root, progress=False)
@@ -46,13 +69,13 @@ def drift_runs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def records(drift_runs):
-    from clviz.drift import records_of
+    from clviz.analysis.drift import records_of
 
     return records_of(drift_runs)
 
 
 @pytest.fixture(scope="session")
 def dmap(records, tmp_path_factory):
-    from clviz.drift import drift_map
+    from clviz.analysis.drift import drift_map
 
     return drift_map(records, cache_dir=tmp_path_factory.mktemp("umap"))

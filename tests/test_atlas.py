@@ -1,21 +1,20 @@
-"""ATLAS adapters, stages and formats: shapes, alpha range, what trains in which stage."""
+"""ATLAS sites and stages: shapes, alpha range, what trains in which stage."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import predict
 
-from clviz.atlas.adapters import AtlasSite, attention_pool, ortho_penalty, using_queries
-from clviz.atlas.formats import make_format
-from clviz.backbone import load_backbone
-from clviz.methods import TrainConfig
-from clviz.methods.atlas import Atlas, AtlasOptions
-from clviz.world.multimodal import make_pair_task
-from clviz.world.tasks import make_task
+from clviz.core import learn_task
+from clviz.core.loop import optimize
+from clviz.methods.atlas import AtlasSite, attention_pool, ortho_penalty
+from clviz.methods.sites import use_task
+from clviz.world import make_pair_task, make_task
 
 
-def small_task(name: str):
+def small(name: str):
     return make_task(name, train_per_class=4, test_per_class=2)
 
 
@@ -23,15 +22,13 @@ def small_pair(kind: str):
     return make_pair_task(kind, train_per_class=4, test_per_class=2)
 
 
-def make_atlas(steps: int = 2, **options) -> Atlas:
-    torch.manual_seed(0)
-    model, _, tokenizer = load_backbone()
-    return Atlas(model, tokenizer, TrainConfig(steps=steps, batch_size=8), AtlasOptions(**options))
+@pytest.fixture
+def make_atlas(make_method):
+    def make(steps: int = 2, **options):
+        torch.manual_seed(0)
+        return make_method("atlas", steps, **options)
 
-
-def learn(method: Atlas, fmt, seed: int = 0) -> dict:
-    method.begin_format(fmt)
-    return method.learn_format(fmt, torch.Generator().manual_seed(seed), progress=False)
+    return make
 
 
 def test_ortho_penalty_on_known_input():
@@ -87,7 +84,7 @@ def test_fast_mix_equals_the_explicit_formula():
     assert torch.allclose(out, torch.einsum("bj,bjld->bld", expected_alpha, a), atol=1e-5)
 
 
-def test_atlas_attaches_two_sites_per_block_of_both_towers_and_freezes_the_backbone():
+def test_atlas_attaches_two_sites_per_block_of_both_towers_and_freezes_the_backbone(make_atlas):
     method = make_atlas()
     towers = {name.split(".")[0] for name in method.sites}
     assert towers == {"visual", "transformer"}
@@ -95,39 +92,38 @@ def test_atlas_attaches_two_sites_per_block_of_both_towers_and_freezes_the_backb
     assert not any(p.requires_grad for p in method.model.parameters())
 
 
-def test_stages_freeze_the_right_parameters_and_stage1_weights_do_not_move():
+def test_stages_freeze_the_right_parameters_and_stage1_weights_do_not_move(make_atlas, fmt):
     method = make_atlas(steps=2)
-    first = make_format(small_task("shapes"), method.tokenizer)
-    stats = learn(method, first)
+    stats = learn_task(method, fmt(small("shapes")), 0, progress=False)
     assert method.stages_run["shapes"] == [2]  # the first task skips stage 1
-    assert stats["steps"] == 2 and method.num_adapters == 1
+    assert stats.steps == 2 and [s.name for s in stats.stages] == ["stage 2"]
+    assert method.num_adapters == 1
     site = next(iter(method.sites.values()))
     old_adapter = {k: v.clone() for k, v in site.adapters[0].state_dict().items()}
     old_key, old_queries = site.keys[0].detach().clone(), site.query_set(0).detach().clone()
 
-    second = make_format(small_pair("matching"), method.tokenizer)
-    t = method.begin_format(second)
-    groups = method.stage_parameters(1, t)
-    trainable = {id(p) for g in groups for p in g["params"]}
-    assert all(p.requires_grad == (id(p) in trainable) for p in method.model.parameters())
-    assert site.exp_queries[t].requires_grad and not site.keys[0].requires_grad
-    assert not any(p.requires_grad for p in site.adapters[0].parameters())
-    assert groups[0]["lr"] == pytest.approx(method.options.lr * method.options.query_lr_scale)
-
-    # run both stages, checking the stage-1 queries after stage 1 against after stage 2
-    seen = {}
-    original = method.stage_parameters
-
-    def spy(stage, task):
-        if stage == 2:
-            seen["after_stage1"] = site.exp_queries[task].detach().clone()
-        return original(stage, task)
-
-    method.stage_parameters = spy
-    method.learn_format(second, torch.Generator().manual_seed(1), progress=False)
+    # the second task, stage by stage, as clviz.core.loop.learn_task runs it
+    task = fmt(small_pair("matching"))
+    state = method.begin_task(task, 1)
+    generator = torch.Generator().manual_seed(1)
+    queries = site.exp_queries[state.query_set]
+    for stage in method.stages(state):
+        trainable = {id(p) for g in stage.params for p in g["params"]}
+        assert all(p.requires_grad == (id(p) in trainable) for p in method.model.parameters())
+        if stage.name == "stage 1":
+            assert queries.requires_grad and not site.keys[0].requires_grad
+            assert not any(p.requires_grad for p in site.adapters[0].parameters())
+            assert stage.params[0]["lr"] == pytest.approx(
+                method.options.lr * method.options.query_lr_scale
+            )
+        else:
+            after_stage1 = queries.detach().clone()
+            assert not queries.requires_grad
+        optimize(method, state, stage, generator, progress=False)
+    method.end_task(state)
     assert method.stages_run["matching"] == [1, 2]
-    assert not torch.equal(seen["after_stage1"], site.query_set(0)[:1].detach())  # stage 1 ran
-    assert torch.equal(site.exp_queries[t].detach(), seen["after_stage1"])  # frozen in stage 2
+    assert not torch.equal(after_stage1, old_queries[:1])  # stage 1 ran
+    assert torch.equal(queries.detach(), after_stage1)  # frozen in stage 2
     for k, v in site.adapters[0].state_dict().items():
         assert torch.equal(v, old_adapter[k])  # old adapter frozen
     assert torch.equal(site.keys[0].detach(), old_key)
@@ -135,63 +131,44 @@ def test_stages_freeze_the_right_parameters_and_stage1_weights_do_not_move():
     assert method.num_adapters == 2 and len(site.exp_queries) == 2  # one query set per task
     assert [len(site.query_set(i)) for i in range(2)] == [1, 2]
     assert not any(p.requires_grad for p in method.model.parameters())
+    assert "matching" in method.heads
 
 
-def test_stage_ablations():
+def test_stage_ablations(make_atlas, fmt):
     only1 = make_atlas(steps=1, stages="stage1", stage1_steps=1)
-    learn(only1, make_format(small_task("shapes"), only1.tokenizer))
-    learn(only1, make_format(small_task("colors"), only1.tokenizer))
+    learn_task(only1, fmt(small("shapes")), 0, progress=False)
+    learn_task(only1, fmt(small("colors")), 1, progress=False)
     assert only1.stages_run == {"shapes": [2], "colors": [1]} and only1.num_adapters == 1
     only2 = make_atlas(steps=1, stages="stage2")
-    learn(only2, make_format(small_task("shapes"), only2.tokenizer))
+    learn_task(only2, fmt(small("shapes")), 0, progress=False)
     site = next(iter(only2.sites.values()))
-    learn(only2, make_format(small_task("colors"), only2.tokenizer))
+    learn_task(only2, fmt(small("colors")), 1, progress=False)
     assert only2.stages_run["colors"] == [2]
     assert torch.equal(site.exp_queries[1].detach(), site.query_set(0).detach())  # untrained
     with pytest.raises(ValueError, match="stages must be one of"):
         make_atlas(stages="three")
 
 
-@pytest.mark.parametrize(
-    ("task", "classes"),
-    [("matching", 2), ("entailment", 3), ("vqa", 21), ("topics", 8), ("howmany", 5)],
-)
-def test_formats_give_logits_over_their_classes(task, classes):
-    method = make_atlas()
-    fmt = make_format(small_pair(task), method.tokenizer)
-    head = fmt.make_head()
-    if head is not None:
-        fmt.init_head(method.model, head)
-    idx = torch.arange(3)
-    logits = fmt.logits(method.model, "train", idx, head)
-    assert logits.shape == (3, classes) and fmt.num_classes == classes
-    assert fmt.predict(method.model, "test", head).shape == (len(fmt.test_labels), classes)
-    assert fmt.multimodal == (task in ("matching", "entailment", "vqa"))
-    image = make_format(small_task("shapes"), method.tokenizer)
-    assert image.logits(method.model, "train", idx).shape == (3, 8)
-
-
-def test_prediction_uses_the_tasks_own_query_set_and_state_round_trip():
+def test_prediction_uses_the_tasks_own_query_set_and_state_round_trip(make_atlas, fmt):
     method = make_atlas(steps=2)
-    tasks = [small_task("shapes"), small_task("colors")]
+    tasks = [fmt(small("shapes")), fmt(small("colors"))]
     for i, task in enumerate(tasks):
-        method.begin_task(task, i)
-        method.train_task(task, i, torch.Generator().manual_seed(i), progress=False)
-        method.finish_task(task, i)
-    images = tasks[0].test_images[:4]
-    with using_queries(method.sites, 0):
+        learn_task(method, task, i, seed=i, progress=False)
+    images = tasks[0].images("test")[:4]
+    with use_task(method.sites.values(), 0):
         own = method.model.encode_image(images.float() / 255)
-    assert method.query_index("shapes") == 0 and method.query_index("digits") == 1  # newest
-    logits = method.predict(images, tasks[0])
+    unseen = fmt(small("digits"))
+    assert [method.query_index(t) for t in (*tasks, unseen)] == [0, 1, 1]  # newest for unseen
+    logits = predict(method, tasks[0], 4)
     record = method.record(tasks)
-    assert set(record["alphas"]) == {"shapes", "colors"}
-    share = record["experience_share"]["colors"]
-    assert 0.0 < share < 1.0 and record["experience_share"]["shapes"] == 0.0
-    for alphas in record["alphas"]["colors"].values():
+    assert set(record.alphas) == {"shapes", "colors"}
+    share = record.experience_share["colors"]
+    assert 0.0 < share < 1.0 and record.experience_share["shapes"] == 0.0
+    for alphas in record.alphas["colors"].values():
         assert alphas is not None and len(alphas) == 2 and all(0 <= a <= 1 for a in alphas)
 
     fresh = make_atlas(steps=2)
-    fresh.load_state_dict(method.state_dict(), {t.name: t for t in tasks})
-    assert torch.allclose(fresh.predict(images, tasks[0]), logits)
-    assert fresh.names == method.names and fresh.num_adapters == 2
+    fresh.load_state_dict(method.state_dict())
+    assert torch.allclose(predict(fresh, tasks[0], 4), logits)
+    assert fresh.query_sets == method.query_sets and fresh.num_adapters == 2
     assert own.shape[0] == 4

@@ -4,40 +4,47 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from clviz.atlas.protocol import ABLATIONS, ablation_rows, forgetting, forgetting_rows
+from clviz.core import RunResult
+from clviz.experiments.atlas_protocol import (
+    LEARNERS,
+    DownstreamResult,
+    ProtocolResult,
+    downstream_rows,
+    downstream_table,
+    forgetting_rows,
+)
 from clviz.figures import atlas as atlas_figures
+from clviz.methods.atlas import AlphaRecord
 
 SITES = {
     "visual.transformer.resblocks.0.attn": ["image", 0, "attn"],
     "transformer.resblocks.0.mlp": ["text", 0, "mlp"],
 }
-RECORD = {
-    "query_sets": ["a", "b"],
-    "adapter_owner": ["a", "b"],
-    "stages": {"a": [2], "b": [1, 2]},
-    "sites": SITES,
-    "alphas": {
+RECORD = AlphaRecord(
+    query_sets=["a", "b"],
+    adapter_owner=["a", "b"],
+    stages={"a": [2], "b": [1, 2]},
+    sites=SITES,
+    alphas={
         "a": {"visual.transformer.resblocks.0.attn": [0.4], "transformer.resblocks.0.mlp": [0.6]},
         "b": {
             "visual.transformer.resblocks.0.attn": None,
             "transformer.resblocks.0.mlp": [0.2, 0.8],
         },
     },
-    "experience_share": {"a": 0.0, "b": 0.2},
-}
+    experience_share={"a": 0.0, "b": 0.2},
+)
 
 
-def protocol_result(ft_drop: float) -> dict:
-    d = {s: [50.0, 60.0] for s in ABLATIONS}
-    d.update(both=[55.0, 65.0], fresh=[40.0, 50.0], tasks=["x", "y"])
-    return {
-        "upstream": {
-            "tasks": ["p", "q"],
-            "atlas": [[70.0, 10.0], [70.0, 80.0]],
-            "finetune": [[70.0, 10.0], [70.0 - ft_drop, 80.0]],
-        },
-        "downstream": d,
+def protocol_result(order: str, ft_drop: float) -> ProtocolResult:
+    accuracy = {s: [50.0, 60.0] for s in LEARNERS}
+    accuracy.update(both=[55.0, 65.0], fresh=[40.0, 50.0])
+    upstream = {
+        "atlas": RunResult("atlas", ["p", "q"], [[70.0, 10.0], [70.0, 80.0]]),
+        "finetune": RunResult("finetune", ["p", "q"], [[70.0, 10.0], [70.0 - ft_drop, 80.0]]),
     }
+    downstream = DownstreamResult(["x", "y"], ["image", "text"], accuracy, {})
+    return ProtocolResult({"order": order}, upstream, downstream, ["image", "text"])
 
 
 def test_alpha_figures_show_tasks_by_adapters_with_a_site_dropdown():
@@ -53,13 +60,13 @@ def test_alpha_figures_show_tasks_by_adapters_with_a_site_dropdown():
 
 
 def test_protocol_tables_and_bars():
-    results = {"multi-first": protocol_result(30.0), "uni-first": protocol_result(10.0)}
-    assert forgetting([[70.0, 10.0], [40.0, 80.0]]) == [30.0, 0.0]
-    rows = forgetting_rows(results)
-    ft = [r for r in rows if r["method"] == "finetune"]
-    assert [r["forgetting"] for r in ft] == [15.0, 5.0]
-    ab = {(r["order"], r["stages"]): r for r in ablation_rows(results)}
-    assert ab[("multi-first", "both")]["transfer"] == 15.0
-    assert ab[("multi-first", "fresh")]["transfer"] == 0.0
+    results = {o: protocol_result(o, d) for o, d in (("multi-first", 30.0), ("uni-first", 10.0))}
+    assert results["multi-first"].forgetting("finetune") == [30.0, 0.0]
+    ft = [r for r in forgetting_rows(results) if r.method == "finetune"]
+    assert [r.forgetting for r in ft] == [15.0, 5.0]
+    rows = {(r.order, r.learner): r for r in downstream_rows(results)}
+    assert rows[("multi-first", "both")].transfer == 15.0
+    assert rows[("multi-first", "fresh")].transfer == 0.0
+    assert "| multi-first | both | 55.0 |" in downstream_table(results)
     assert isinstance(atlas_figures.protocol_bars(results), go.Figure)
     assert isinstance(atlas_figures.downstream_bars(results), go.Figure)

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from clviz.class_incremental import (
+from clviz.core.config import RunConfig, TrainConfig
+from clviz.core.store import RunDirError
+from clviz.data.fake import make_fake_mtil
+from clviz.experiments.class_incremental import (
     CIFAR100_ORDER,
     build_steps,
     cifar100_pool,
@@ -14,10 +17,6 @@ from clviz.class_incremental import (
     split_classes,
     world_pool,
 )
-from clviz.config import RunConfig
-from clviz.data.fake import make_fake_mtil
-from clviz.engine import RunDirError
-from clviz.methods.base import TrainConfig
 
 
 def test_cifar100_order_and_step_sizes():
@@ -64,24 +63,26 @@ def test_cifar100_pool_from_fake_folder(tmp_path):
 def test_zero_shot_run_matches_its_reference_and_is_cached(tmp_path):
     config = RunConfig("zero-shot", stream="smoke", train=TrainConfig(steps=0))
     out = tmp_path / "zs"
-    results = run_class_incremental(config, "world", 3, out, progress=False, test_per_class=2)
-    assert results["accuracy"] == results["zero_shot"]  # an untouched model is its own reference
-    assert results["seen_classes"] == [9, 18, 26]
-    assert results["avg"] == pytest.approx(np.mean(results["accuracy"]))
-    assert results["last"] == results["accuracy"][-1]
-    assert (
-        run_class_incremental(config, "world", 3, out, progress=False, test_per_class=2) == results
-    )  # cached
+    result = run_class_incremental(config, "world", 3, out, progress=False, test_per_class=2)
+    accuracy = [row[0] for row in result.matrix]
+    assert accuracy == result.zero_shot  # an untouched model is its own reference
+    assert result.protocol == "class-incremental" and result.columns == ["all classes seen so far"]
+    assert result.extra["seen_classes"] == [9, 18, 26]
+    assert result.metrics.avg == pytest.approx(np.mean(accuracy))
+    assert result.metrics.last == accuracy[-1]
+    again = run_class_incremental(config, "world", 3, out, progress=False, test_per_class=2)
+    assert again == result  # reused from the run store
     other = RunConfig("finetune", stream="smoke", train=TrainConfig(steps=1))
-    with pytest.raises(RunDirError, match="another class-incremental config"):
+    with pytest.raises(RunDirError, match="another run"):
         run_class_incremental(other, "world", 3, out, progress=False, test_per_class=2)
 
 
 def test_finetune_learns_the_current_step(tmp_path):
     config = RunConfig("finetune", stream="smoke", train=TrainConfig(steps=2, batch_size=8))
-    results = run_class_incremental(
+    result = run_class_incremental(
         config, "world", 2, tmp_path / "ft", progress=False, test_per_class=2
     )
-    assert len(results["accuracy"]) == 2 and results["task_stats"][0]["steps"] == 2
-    assert all(0.0 <= a <= 100.0 for a in results["accuracy"])
-    assert results["accuracy"] != results["zero_shot"]  # training changed the model
+    accuracy = [row[0] for row in result.matrix]
+    assert len(accuracy) == 2 and result.task_stats[0].steps == 2
+    assert all(0.0 <= a <= 100.0 for a in accuracy)
+    assert accuracy != result.zero_shot  # training changed the model

@@ -53,12 +53,22 @@ def test_run_command_writes_results(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--method", "zero-shot", "--stream", "smoke", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["method"] == "zero-shot" and len(results["accuracy_matrix"]) == 3
+    assert results["method"] == "zero-shot" and len(results["matrix"]) == 3
     assert "Transfer" in capsys.readouterr().out
     assert (
         main(["run", "--method", "finetune", "--stream", "smoke", "--out", str(out), "--fast"]) == 2
     )
-    assert "another config" in capsys.readouterr().err
+    assert "another run" in capsys.readouterr().err
+
+
+def test_python_dash_m_clviz_is_the_cli():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "clviz", "list"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "moe-adapters" in done.stdout
 
 
 def test_run_rejects_unknown_method_and_bad_options(capsys):

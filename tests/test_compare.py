@@ -1,28 +1,37 @@
-"""Comparison helpers: the notebook budget switch and the table."""
+"""Comparison helpers: the notebook budget switch and the tables."""
 
 from __future__ import annotations
 
-from clviz.compare import comparison_rows, format_table, notebook_budget
+from clviz.core import RunResult
+from clviz.experiments.compare import notebook_budget
+from clviz.experiments.tables import ablation_table, comparison_table, metric_rows
 
 
 def test_fast_mode_is_switched_by_the_environment(monkeypatch):
     monkeypatch.setenv("CLVIZ_FAST", "1")
     assert notebook_budget() == notebook_budget("default", 500)
     assert notebook_budget().stream == "smoke" and notebook_budget().fast
+    assert "fast mode" in notebook_budget().describe()
     monkeypatch.setenv("CLVIZ_FAST", "0")
     full = notebook_budget()
     assert full.stream == "default" and not full.fast and full.steps == 100
 
 
-def test_table_lists_every_method():
-    results = {
-        name: {
-            "metrics": {"transfer": 1.0, "avg": 2.0, "last": 3.0, "bwt": -4.0, "forgetting": 5.0},
-            "trainable_params": 1_500_000,
-            "seconds": 12.0,
-        }
+def runs() -> dict[str, RunResult]:
+    matrix = [[80.0, 30.0, 20.0], [60.0, 90.0, 25.0], [50.0, 70.0, 85.0]]
+    return {
+        name: RunResult(name, ["a", "b", "c"], matrix, trainable_params=1_500_000, seconds=12.0)
         for name in ("finetune", "zscl")
     }
-    table = format_table(comparison_rows(results))
-    assert "| finetune | 1.0 | 2.0 | 3.0 | -4.0 | 5.0 | 1.50M | 12 |" in table
+
+
+def test_table_lists_every_method():
+    table = comparison_table(runs())
+    assert "| finetune | 26.2 | 56.7 | 68.3 | -20.0 | 20.0 | 1.50M | 12 |" in table
     assert table.count("\n") == 3
+    assert metric_rows(runs())[1].label == "zscl"
+
+
+def test_ablation_table_shows_the_change_against_the_first_variant():
+    table = ablation_table(runs())
+    assert "| zscl | 26.2 | +0.0 |" in table and table.startswith("| variant |")

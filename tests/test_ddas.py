@@ -2,52 +2,55 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
+from helpers import predict
 
-from clviz.methods import TrainConfig, get_method, make_options
-from clviz.moe.ddas import DDAS, selection_confusion
+from clviz.core import accuracy, learn_task, make_format
+from clviz.methods.moe.ddas import DDAS, selection_confusion
+from clviz.methods.zeroshot import ZeroShot
 from clviz.world import make_task
 
 
 @pytest.fixture(scope="module")
 def trained(tiny):
     """moe-adapters with DDAS after two tasks (shapes, digits); colors is never learned."""
+    import copy
+
+    from clviz.core.config import TrainConfig
+    from clviz.methods import build_method
+
     model, _, tokenizer = tiny
-    cls = get_method("moe-adapters")
-    method = cls(
+    method = build_method(
+        "moe-adapters",
         copy.deepcopy(model),
         tokenizer,
         TrainConfig(steps=2, batch_size=8),
-        make_options(cls, {"experts": 4, "ddas_steps": 150}),
+        {"experts": 4, "ddas_steps": 150},
     )
-    tasks = [make_task(n, train_per_class=24, test_per_class=8) for n in ("shapes", "digits")]
+    tasks = [
+        make_format(make_task(n, train_per_class=24, test_per_class=8), tokenizer)
+        for n in ("shapes", "digits")
+    ]
     for i, task in enumerate(tasks):
-        method.begin_task(task, i)
-        method.train_task(task, i, torch.Generator().manual_seed(i), progress=False)
-        method.finish_task(task, i)
+        learn_task(method, task, i, seed=i, progress=False)
     return method, tasks
 
 
 def test_selector_recognises_learned_tasks(trained):
     method, tasks = trained
     for index, task in enumerate(tasks):
-        selected, ood = method.ddas.select(method.generic_features(task.test_images))
+        selected, ood = method.ddas.select(method.generic_features(task.images("test")))
         right = ((selected == index) & ~ood).float().mean().item()
         assert right >= 0.7, f"{task.name}: only {right:.0%} routed to its own router"
 
 
-def test_unlearned_domain_goes_to_the_backbone(trained, tiny):
-    from clviz.engine import accuracy
-    from clviz.methods.base import Method
-
+def test_unlearned_domain_goes_to_the_backbone(trained, tiny, fmt):
     method, _ = trained
-    colors = make_task("colors", train_per_class=2, test_per_class=8)
-    _, ood = method.ddas.select(method.generic_features(colors.test_images))
+    colors = fmt(make_task("colors", train_per_class=2, test_per_class=8))
+    _, ood = method.ddas.select(method.generic_features(colors.images("test")))
     assert ood.float().mean() >= 0.8
-    backbone = Method(tiny[0], tiny[2], TrainConfig())
+    backbone = ZeroShot(tiny[0], tiny[2])
     routed_elsewhere = 100 * (1 - ood.float().mean())
     assert abs(accuracy(method, colors) - accuracy(backbone, colors)) <= routed_elsewhere
 
@@ -62,24 +65,26 @@ def test_threshold_is_the_heldout_quantile(trained):
 
 def test_per_batch_mode_makes_one_decision(trained):
     method, tasks = trained
-    feats = method.generic_features(tasks[1].test_images[:10])
+    feats = method.generic_features(tasks[1].images("test")[:10])
     selected, ood = method.ddas.select(feats, per_batch=True)
     assert len(set(selected.tolist())) == 1 and len(set(ood.tolist())) == 1
     assert selected[0] == 1
 
 
-def test_checkpoint_round_trip(trained, tiny):
+def test_record_reports_both_modes(trained):
     method, tasks = trained
-    cls = get_method("moe-adapters")
-    restored = cls(
-        copy.deepcopy(tiny[0]),
-        tiny[2],
-        TrainConfig(),
-        make_options(cls, {"experts": 4, "ddas_steps": 150}),
-    )
-    restored.load_state_dict(method.state_dict(), {t.name: t for t in tasks})
-    x = tasks[0].test_images[:6]
-    torch.testing.assert_close(restored.predict(x, tasks[0]), method.predict(x, tasks[0]))
+    record = method.record(tasks)
+    assert set(record.ddas) == {"per_sample", "per_batch"}
+    report = record.ddas["per_sample"]
+    assert report.learned == ["shapes", "digits"] and len(report.confusion) == 2
+    assert all(0 <= report.correct[t.name] <= 100 for t in tasks)
+
+
+def test_checkpoint_round_trip(trained, make_method):
+    method, tasks = trained
+    restored = make_method("moe-adapters", experts=4, ddas_steps=150)
+    restored.load_state_dict(method.state_dict())
+    torch.testing.assert_close(predict(restored, tasks[0], 6), predict(method, tasks[0], 6))
     assert float(restored.ddas.threshold) == float(method.ddas.threshold)
 
 

@@ -10,10 +10,9 @@ import sys
 import numpy as np
 import torch
 
-from clviz import distributed
-from clviz.config import RunConfig
-from clviz.engine import run
-from clviz.methods import TrainConfig
+from clviz.core import distributed
+from clviz.core.config import RunConfig, TrainConfig
+from clviz.experiments.runs import run
 
 TOLERANCE = 2.5  # accuracy points: averaging two half-batch gradients is not bit-identical
 
@@ -54,7 +53,7 @@ def test_two_processes_match_one(tmp_path):
         timeout=600,
     )
     ddp = json.loads((tmp_path / "ddp" / "results.json").read_text())
-    assert ddp["config_hash"] == single["config_hash"]
-    diff = np.abs(np.asarray(ddp["accuracy_matrix"]) - np.asarray(single["accuracy_matrix"]))
+    assert ddp["config_hash"] == single.config_hash
+    diff = np.abs(np.asarray(ddp["matrix"]) - np.asarray(single.matrix))
     assert diff.max() <= TOLERANCE, diff
-    assert ddp["accuracy_matrix"] != [ddp["zero_shot"]] * 3  # it did train
+    assert ddp["matrix"] != [ddp["zero_shot"]] * 3  # it did train

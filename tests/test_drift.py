@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from clviz.drift import (
+from clviz.analysis.drift import (
     centroid_shift,
     curves_of,
     drift_map,
@@ -20,24 +20,29 @@ from clviz.drift import (
     modality_gap,
     umap_map,
 )
-from clviz.features import block_features
+from clviz.analysis.features import block_features
+from clviz.core.clip import class_text_features, image_features
+from clviz.core.formats import make_format
 from clviz.figures import drift as drift_figures
-from clviz.methods import Method, TrainConfig
+from clviz.methods.zeroshot import ZeroShot
 from clviz.widgets import panels, routing_until
 from clviz.world.tasks import get_stream
-from clviz.zeroshot import class_text_features, image_features
 
 
-def test_probe_takes_the_first_test_images_of_every_class():
+def formats(tasks, tiny):
+    return [make_format(t, tiny[2]) for t in tasks]
+
+
+def test_probe_takes_the_first_test_images_of_every_class(tiny):
     tasks = get_stream("smoke")
-    probe = make_probe(tasks, per_class=3)
+    probe = make_probe(formats(tasks, tiny), per_class=3)
     assert len(probe) == 3 * sum(t.num_classes for t in tasks)
     first = tasks[0]
     idx = torch.nonzero(first.test_labels == 1).flatten()[:3]
     assert torch.equal(probe.images[probe.of_task(0)][3:6], first.test_images[idx])
     assert probe.text_task_ids().tolist().count(2) == tasks[2].num_classes
     with pytest.raises(ValueError, match="per_class must be at least 2"):
-        make_probe(tasks, per_class=1)
+        make_probe(formats(tasks, tiny), per_class=1)
 
 
 def test_linear_cka_is_one_for_rotations_and_scaling_and_low_for_unrelated_features():
@@ -75,8 +80,8 @@ def test_knn_accuracy_separates_clusters_from_noise():
 def test_snapshot_matches_what_the_method_computes(tiny):
     model, _, tokenizer = tiny
     tasks = get_stream("smoke")[:2]
-    probe = make_probe(tasks, per_class=2)
-    snap = extract_snapshot(Method(model, tokenizer, TrainConfig()), probe)
+    probe = make_probe(formats(tasks, tiny), per_class=2)
+    snap = extract_snapshot(ZeroShot(model, tokenizer), probe)
     images = probe.images[probe.of_task(1)]
     assert torch.allclose(snap.image["embedding"][probe.of_task(1)], image_features(model, images))
     n0 = tasks[0].num_classes
@@ -90,7 +95,7 @@ def test_snapshot_matches_what_the_method_computes(tiny):
 
 def test_runs_save_a_snapshot_per_checkpoint_sharing_the_initial_one(drift_runs, records):
     for name, rec in records.items():
-        assert rec.checkpoints == ["initial", *drift_runs[name]["tasks"]]
+        assert rec.checkpoints == ["initial", *drift_runs[name].tasks]
     first = [r.snapshots[0].image["embedding"] for r in records.values()]
     assert all(torch.equal(first[0], f) for f in first[1:])
 
@@ -134,7 +139,7 @@ def test_explorer_panels_follow_the_task_index(drift_runs, dmap, index):
     shown = panels(runs, dmap, "moe-adapters-taskid", index)
     assert f"checkpoint {index + 1}" in shown["umap"].layout.title.text
     bars = shown["accuracy"].data[0]
-    assert list(bars.y) == runs["moe-adapters-taskid"]["accuracy_matrix"][index]
+    assert list(bars.y) == runs["moe-adapters-taskid"].matrix[index]
     assert len(shown["routing"].data) >= index + 1  # one heatmap per task so far (+ frozen marks)
     assert routing_until(runs["finetune"], index) is None
     with pytest.raises(KeyError, match="no results for 'lwf'"):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+from helpers import predict
 
-from clviz.feature_cache import FeatureCache
-from clviz.methods import TrainConfig, get_method, make_options
+from clviz.core import learn_task
+from clviz.methods.feature_cache import FeatureCache
 
 
 def test_cache_computes_once_per_distinct_batch_and_evicts_least_recent():
@@ -27,18 +28,14 @@ def test_cache_computes_once_per_distinct_batch_and_evicts_least_recent():
     assert cache.misses == 4 and len(calls) == 4
 
 
-def test_ddas_features_are_cached_without_changing_predictions(tiny_model, tiny, small_task):
-    cls = get_method("moe-adapters")
-    method = cls(tiny_model, tiny[2], TrainConfig(steps=2), make_options(cls, {"ddas_steps": 5}))
-    g = torch.Generator().manual_seed(0)
-    method.begin_task(small_task, 0)
-    method.train_task(small_task, 0, g, progress=False)
-    method.finish_task(small_task, 0)
-    images = small_task.test_images
-    first = method.predict(images, small_task)
-    hits = method._generic.hits
-    again = method.predict(images, small_task)
-    assert method._generic.hits == hits + 1
+def test_ddas_features_are_cached_without_changing_predictions(make_method, small_task, fmt):
+    method = make_method("moe-adapters", ddas_steps=5)
+    task = fmt(small_task)
+    learn_task(method, task, 0, seed=0, progress=False)
+    first = predict(method, task)
+    hits = method.generic_features.hits
+    again = predict(method, task)
+    assert method.generic_features.hits == hits + 1
     assert torch.equal(first, again)
-    method._generic.clear()
-    assert torch.equal(method.predict(images, small_task), first)
+    method.generic_features.clear()
+    assert torch.equal(predict(method, task), first)

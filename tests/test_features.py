@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from clviz.features import block_features, nearest_centroid_accuracy
+from clviz.analysis.features import block_features, nearest_centroid_accuracy
 
 
 def test_block_features_match_the_model(tiny, small_task):

@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
-from clviz.methods import TrainConfig, get_method
+from clviz.core import learn_task
+from clviz.core.clip import zeroshot_accuracy
 from clviz.world import get_stream, make_task
-from clviz.zeroshot import zeroshot_accuracy
 
 
-def finetune(model, tokenizer, task, steps, seed=0, batch_size=64):
-    method = get_method("finetune")(
-        model, tokenizer, TrainConfig(steps=steps, batch_size=batch_size)
-    )
-    return method.train_task(task, 0, torch.Generator().manual_seed(seed), progress=False)
-
-
-def test_finetuning_one_task_lifts_it_and_hurts_the_rest(tiny_model, tiny):
+def test_finetuning_one_task_lifts_it_and_hurts_the_rest(make_method, tiny):
     tokenizer = tiny[2]
-    torch.manual_seed(0)
+    method = make_method("finetune", steps=150)
+    method.train_config.batch_size = 64
     tasks = get_stream("default")
     target = "shapes"
-    before = {t.name: zeroshot_accuracy(tiny_model, tokenizer, t) for t in tasks}
-    finetune(tiny_model, tokenizer, make_task(target), steps=150)
-    after = {t.name: zeroshot_accuracy(tiny_model, tokenizer, t) for t in tasks}
+    before = {t.name: zeroshot_accuracy(method.model, tokenizer, t) for t in tasks}
+    learn_task(method, make_task(target), seed=0, progress=False)
+    after = {t.name: zeroshot_accuracy(method.model, tokenizer, t) for t in tasks}
     assert after[target] - before[target] >= 15
     others = [n for n in before if n != target]
     assert sum(after[n] < before[n] for n in others) >= len(others) / 2
 
 
-def test_finetuning_is_deterministic(tiny, small_task):
-    model, _, tokenizer = tiny
-    a, b = copy.deepcopy(model), copy.deepcopy(model)
-    sa = finetune(a, tokenizer, small_task, steps=3, seed=5, batch_size=8)
-    sb = finetune(b, tokenizer, small_task, steps=3, seed=5, batch_size=8)
-    assert sa == sb
-    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+def test_finetuning_is_deterministic(make_method, small_task):
+    a, b = make_method("finetune", steps=3), make_method("finetune", steps=3)
+    sa = learn_task(a, small_task, seed=5, progress=False)
+    sb = learn_task(b, small_task, seed=5, progress=False)
+    assert sa == sb and sa.steps == 3
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(p, q)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clviz.io import atomic_path, write_json
+from clviz.core.io import atomic_path, write_json
 
 
 def test_failed_write_keeps_the_old_content(tmp_path):

@@ -1,4 +1,4 @@
-"""The method registry and what each baseline does to the weights."""
+"""The method registry, the shared contract, and what each baseline does to the weights."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import copy
 
 import pytest
 import torch
-from method_helpers import learn, make_method
+from helpers import predict
 
-from clviz.methods import METHODS, get_method, make_options
-
-
-def make(name, tiny, steps=2, **options):
-    return make_method(name, tiny, steps, **options)
+from clviz.core import Observer, learn_task, make_format, run_stream
+from clviz.methods import METHODS, build_method, get_method, make_options
+from clviz.world import make_task
 
 
 def test_registry_names_every_baseline():
@@ -26,65 +24,102 @@ def test_unknown_option_lists_the_valid_ones():
         make_options(get_method("wise-ft"), {"beta": 1})
 
 
-def test_zero_shot_never_changes(tiny, small_task):
-    method = make("zero-shot", tiny)
+def test_zero_shot_never_changes(make_method, small_task):
+    method = make_method("zero-shot")
     before = copy.deepcopy(method.model.state_dict())
-    assert learn(method, small_task) == {"steps": 0}
+    assert learn_task(method, small_task, progress=False).steps == 0
     for k, v in method.model.state_dict().items():
         assert torch.equal(v, before[k])
 
 
-def test_wise_ft_lands_halfway(tiny, small_task):
-    ft, wise = make("finetune", tiny), make("wise-ft", tiny, alpha=0.5)
+def test_wise_ft_lands_halfway(make_method, tiny, small_task):
+    ft, wise = make_method("finetune"), make_method("wise-ft", alpha=0.5)
     start = copy.deepcopy(wise.model.state_dict())
-    learn(ft, small_task)
-    learn(wise, small_task)
+    learn_task(ft, small_task, progress=False)
+    learn_task(wise, small_task, progress=False)
     key = "visual.transformer.resblocks.0.mlp.c_fc.weight"
     expected = 0.5 * start[key] + 0.5 * ft.model.state_dict()[key]
     torch.testing.assert_close(wise.model.state_dict()[key], expected)
 
 
-def test_lwf_distils_only_from_the_second_task(tiny, small_task):
-    from clviz.world import make_task
-
-    method = make("lwf", tiny)
-    method.begin_task(small_task, 0)
-    assert method._teacher is None
-    method.train_task(small_task, 0, torch.Generator().manual_seed(0), progress=False)
-    method.finish_task(small_task, 0)
-    second = make_task("colors", train_per_class=4, test_per_class=2)
-    method.begin_task(second, 1)
-    method._tokens = method.tokenizer([p for c in range(8) for p in second.prompts(c)])
-    x, y = second.train_images[:8], second.train_labels[:8]
-    total = method.loss(x, y, second)
-    plain = method.task_loss(method.encode_images(x), y, second)
+def test_lwf_distils_only_from_the_second_task(make_method, small_task, fmt):
+    method = make_method("lwf")
+    first = method.begin_task(fmt(small_task), 0)
+    assert first.teacher is None
+    method.end_task(first)
+    assert len(method.old_prompts) == 8  # one prompt per class learned
+    second = fmt(make_task("colors", train_per_class=4, test_per_class=2))
+    state = method.begin_task(second, 1)
+    assert state.teacher is not None and len(state.old_tokens) == 8
+    batch = second.batch("train", torch.arange(8))
+    total = method.loss(batch, state)
+    plain = method.task_loss(batch, second)
     assert total.item() > plain.item()
 
 
-def test_zscl_ensemble_and_penalty(tiny, small_task):
-    method = make("zscl", tiny, steps=3, we_every=1, reference_images=64, reference_texts=32)
+def test_zscl_ensemble_and_penalty(make_method, small_task):
+    method = make_method("zscl", steps=3, we_every=1, reference_images=64, reference_texts=32)
     start = copy.deepcopy(method.model.state_dict())
-    method.begin_task(small_task, 0)
-    method.train_task(small_task, 0, torch.Generator().manual_seed(0), progress=False)
-    trained = copy.deepcopy(method.model.state_dict())
-    ensemble = [p.clone() for p in method._ensemble]
-    method.finish_task(small_task, 0)
+    seen = {}
+
+    class Spy(Observer):
+        def on_task_trained(self, method, state):
+            seen["trained"] = copy.deepcopy(method.model.state_dict())
+            seen["ensemble"] = [p.clone() for p in state.ensemble.average]
+
+    learn_task(method, small_task, observers=[Spy()], progress=False)
     key = "visual.proj"
+    trained = seen["trained"]
     assert not torch.equal(trained[key], start[key])
     names = [n for n, _ in method.model.named_parameters() if n != "logit_scale"]
-    torch.testing.assert_close(method.model.state_dict()[key], ensemble[names.index(key)])
-    assert not torch.equal(
-        method.model.state_dict()[key], trained[key]
-    )  # the average, not the last
+    torch.testing.assert_close(method.model.state_dict()[key], seen["ensemble"][names.index(key)])
+    assert not torch.equal(method.model.state_dict()[key], trained[key])  # the average
 
 
 @pytest.mark.parametrize("name", [m for m in METHODS if m != "moe-adapters"])
-def test_predictions_come_from_the_embeddings_the_drift_analysis_reads(name, tiny, small_task):
-    """What a method predicts is its image embeddings against its text embeddings, so the
-    features the drift analysis records are the ones the accuracy matrix measured. (With DDAS
-    the text side follows each image's chosen router, so ``moe-adapters`` is left out.)"""
-    method = make(name, tiny, steps=1)
-    learn(method, small_task)
-    images = small_task.test_images[:6]
-    expected = method.image_embeddings(images, small_task) @ method.text_embeddings(small_task).T
-    assert torch.allclose(method.predict(images, small_task), expected, atol=1e-5)
+def test_predictions_come_from_the_embeddings_the_drift_analysis_reads(
+    name, make_method, small_task, fmt
+):
+    """What a method predicts is its image embeddings against its text embeddings (times the
+    logit scale), so the features the drift analysis records are the ones the accuracy matrix
+    measured. (With DDAS the text side follows each image's chosen router, so ``moe-adapters``
+    is left out.)"""
+    method = make_method(name, steps=1)
+    task = fmt(small_task)
+    learn_task(method, task, progress=False)
+    images = task.images("test")[:6]
+    expected = method.image_embeddings(images, task) @ method.text_embeddings(task).T
+    scale = method.model.logit_scale.exp()
+    assert torch.allclose(predict(method, task, 6), scale * expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_starts_as_its_backbone(name, tiny, small_task, fmt):
+    """Before its first task a method predicts exactly what the untouched backbone does: the
+    loop measures the zero-shot row on the method itself when no cached row is given."""
+    task = fmt(small_task)
+    method = build_method(name, copy.deepcopy(tiny[0]), tiny[2])
+    backbone = build_method("zero-shot", copy.deepcopy(tiny[0]), tiny[2])
+    assert torch.equal(predict(method, task), predict(backbone, task))
+    assert torch.equal(
+        method.image_embeddings(task.images("test"), task),
+        backbone.image_embeddings(task.images("test"), task),
+    )
+
+
+def test_classification_methods_refuse_other_formats(make_method, tiny):
+    from clviz.world import make_pair_task
+
+    pair = make_format(make_pair_task("topics", train_per_class=2, test_per_class=1), tiny[2])
+    with pytest.raises(ValueError, match="learns image classification tasks only"):
+        learn_task(make_method("lwf"), pair, progress=False)
+
+
+def test_finetune_learns_every_format_with_its_head(make_method, tiny):
+    from clviz.world import make_pair_task
+
+    pair = make_format(make_pair_task("matching", train_per_class=4, test_per_class=2), tiny[2])
+    method = make_method("finetune", steps=2)
+    result = run_stream(method, [pair], progress=False)
+    assert "matching" in method.heads and result.zero_shot == [None]
+    assert len(result.matrix) == 1 and 0 <= result.matrix[0][0] <= 100

@@ -8,7 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from clviz.metrics import MatrixError, load_matrix, per_task_forgetting, summarize, task_curves
+from clviz.analysis.metrics import (
+    MatrixError,
+    load_matrix,
+    per_task_forgetting,
+    summarize,
+    task_curves,
+)
 
 A = [[80, 30, 20], [60, 90, 25], [50, 70, 85]]
 

@@ -6,29 +6,36 @@ import copy
 
 import pytest
 import torch
-from method_helpers import learn, make_method
+from helpers import predict
 
-from clviz.methods import TrainConfig
-from clviz.moe import ExpertPool, NoisyTopKRouter, moe_layers
-from clviz.moe.layer import routing
-from clviz.moe.router import cv_squared
+from clviz.core import Observer, learn_task
+from clviz.core.clip import class_embeddings, image_features
+from clviz.core.config import RunConfig, TrainConfig
+from clviz.core.formats import Batch
+from clviz.experiments.runs import run
+from clviz.methods.moe import ExpertPool, NoisyTopKRouter
+from clviz.methods.moe.router import cv_squared
+from clviz.methods.sites import use_task
 from clviz.world import make_task
-from clviz.zeroshot import class_text_features, image_features
 
 
-def moe_method(tiny, steps=3, **options):
-    return make_method("moe-adapters-taskid", tiny, steps, **{"experts": 6, **options})
+@pytest.fixture
+def moe_method(make_method):
+    return lambda steps=3, **options: make_method(
+        "moe-adapters-taskid", steps, **{"experts": 6, **options}
+    )
 
 
-def test_adapted_model_starts_identical_to_the_backbone(tiny, small_task):
-    method = moe_method(tiny)
+def test_adapted_model_starts_identical_to_the_backbone(moe_method, tiny, small_task, fmt):
+    method = moe_method()
     method.add_router()
-    assert len(moe_layers(method.model)) == 8  # 4 image + 4 text blocks
-    with routing(method.model, 0):
+    task = fmt(small_task)
+    assert len(method.layers) == 8  # 4 image + 4 text blocks
+    with use_task(method.layers.values(), 0):
         images = image_features(method.model, small_task.test_images[:8])
-        text = class_text_features(method.model, method.tokenizer, small_task)
+        text = class_embeddings(method.model, task.prompt_tokens, task.num_classes)
     assert torch.equal(images, image_features(tiny[0], small_task.test_images[:8]))
-    assert torch.equal(text, class_text_features(tiny[0], tiny[2], small_task))
+    assert torch.equal(text, class_embeddings(tiny[0], task.prompt_tokens, task.num_classes))
 
 
 def test_batched_experts_equal_the_per_sample_sum():
@@ -67,12 +74,12 @@ def test_router_picks_k_experts_with_noise_only_in_training():
         NoisyTopKRouter(8, 3, top_k=4)
 
 
-def test_activate_freeze(tiny):
-    first = make_task("shapes", train_per_class=4, test_per_class=1)
-    second = make_task("colors", train_per_class=4, test_per_class=1)
-    method = moe_method(tiny, freeze_per_task=2)
-    backbone = {k: v.clone() for k, v in method.model.state_dict().items() if ".moe." not in k}
-    learn(method, first, 0, seed=0)
+def test_activate_freeze(moe_method, fmt):
+    first = fmt(make_task("shapes", train_per_class=4, test_per_class=1))
+    second = fmt(make_task("colors", train_per_class=4, test_per_class=1))
+    method = moe_method(freeze_per_task=2)
+    backbone = {k: v.clone() for k, v in method.model.state_dict().items() if ".sites." not in k}
+    learn_task(method, first, 0, seed=0, progress=False)
     block = "visual.transformer.resblocks.1"
     frozen = sorted(method.frozen[block])
     counts = method.selections[0][block]
@@ -82,13 +89,17 @@ def test_activate_freeze(tiny):
     layer = method.layers[block]
     before = {e: copy.deepcopy(layer.experts.experts[e].state_dict()) for e in frozen}
     router0 = layer.router.gates[0].detach().clone()
-    method.begin_task(second, 1)
-    for e, expert in enumerate(layer.experts.experts):
-        assert all(p.requires_grad == (e not in frozen) for p in expert.parameters())
-    assert not layer.router.gates[0].requires_grad and layer.router.gates[1].requires_grad
-    assert not any(p.requires_grad for n, p in method.model.named_parameters() if ".moe." not in n)
-    method.train_task(second, 1, torch.Generator().manual_seed(1), progress=False)
-    method.finish_task(second, 1)
+
+    class Check(Observer):  # what trains while the second task is learned
+        def on_task_start(self, method, state):
+            for e, expert in enumerate(layer.experts.experts):
+                assert all(p.requires_grad == (e not in frozen) for p in expert.parameters())
+            assert not layer.router.gates[0].requires_grad and layer.router.gates[1].requires_grad
+            assert not any(
+                p.requires_grad for n, p in method.model.named_parameters() if ".sites." not in n
+            )
+
+    learn_task(method, second, 1, seed=1, observers=[Check()], progress=False)
     for e in frozen:
         for k, v in layer.experts.experts[e].state_dict().items():
             assert torch.equal(v, before[e][k]), f"frozen expert {e} moved ({k})"
@@ -97,17 +108,26 @@ def test_activate_freeze(tiny):
         if k in backbone:
             assert torch.equal(v, backbone[k]), f"backbone weight {k} moved"
     assert len(method.frozen_history) == 2 and set(frozen) <= set(method.frozen_history[1][block])
+    assert method.routers == ["shapes", "colors"]
 
 
-def test_checkpoint_round_trip_predicts_the_same(tiny):
-    task = make_task("shapes", train_per_class=4, test_per_class=2)
-    method = moe_method(tiny)
-    learn(method, task, 0, seed=0)
-    restored = moe_method(tiny)
-    restored.load_state_dict(method.state_dict(), {task.name: task})
-    x = task.test_images[:6]
-    torch.testing.assert_close(restored.predict(x, task), method.predict(x, task))
-    assert restored.frozen == method.frozen
+def test_unlearned_tasks_take_the_newest_router(moe_method, fmt):
+    method = moe_method(steps=1)
+    tasks = [fmt(make_task(n, train_per_class=4, test_per_class=1)) for n in ("shapes", "colors")]
+    for i, task in enumerate(tasks):
+        learn_task(method, task, i, seed=i, progress=False)
+    unseen = fmt(make_task("digits", train_per_class=1, test_per_class=1))
+    assert [method.router_for(t) for t in (*tasks, unseen)] == [0, 1, 1]
+
+
+def test_checkpoint_round_trip_predicts_the_same(moe_method, fmt):
+    task = fmt(make_task("shapes", train_per_class=4, test_per_class=2))
+    method = moe_method()
+    learn_task(method, task, 0, seed=0, progress=False)
+    restored = moe_method()
+    restored.load_state_dict(method.state_dict())
+    torch.testing.assert_close(predict(restored, task, 6), predict(method, task, 6))
+    assert restored.frozen == method.frozen and restored.routers == method.routers
 
 
 def test_paper_parameter_count_by_construction():
@@ -142,25 +162,23 @@ def test_cv_squared():
     assert cv_squared(torch.tensor([4.0, 0.0])) > 0
 
 
-def test_balance_loss_is_off_by_default_and_switchable(tiny):
-    task = make_task("shapes", train_per_class=4, test_per_class=1)
-    off, on = moe_method(tiny), moe_method(tiny, balance_loss=True)
+def test_balance_loss_is_off_by_default_and_switchable(moe_method, fmt):
+    task = fmt(make_task("shapes", train_per_class=4, test_per_class=1))
+    off, on = moe_method(), moe_method(balance_loss=True)
+    batch = task.batch("train", torch.arange(8))
+    losses = []
     for method in (off, on):
-        method.begin_task(task, 0)
-        method._tokens = method.tokenizer([p for c in range(8) for p in task.prompts(c)])
-    torch.manual_seed(0)
-    plain = off.loss(task.train_images[:8], task.train_labels[:8], task)
-    torch.manual_seed(0)
-    balanced = on.loss(task.train_images[:8], task.train_labels[:8], task)
+        state = method.begin_task(task, 0)
+        torch.manual_seed(0)
+        with method.context(task):
+            losses.append(method.loss(batch, state))
     aux = sum(layer.aux_loss for layer in on.layers.values())
     assert aux > 0
-    torch.testing.assert_close(balanced, plain + aux)
+    torch.testing.assert_close(losses[1], losses[0] + aux)
+    assert isinstance(batch, Batch) and len(batch) == 8
 
 
 def test_moe_run_is_deterministic(tmp_path):
-    from clviz.config import RunConfig
-    from clviz.engine import run
-
     config = RunConfig(
         method="moe-adapters-taskid",
         stream="smoke",
@@ -170,4 +188,4 @@ def test_moe_run_is_deterministic(tmp_path):
     )
     a = run(config, tmp_path / "a", progress=False)
     b = run(config, tmp_path / "b", progress=False)
-    assert a["accuracy_matrix"] == b["accuracy_matrix"] and a["record"] == b["record"]
+    assert a.matrix == b.matrix and a.record == b.record

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from clviz.config import RunConfig
+from clviz.core.config import RunConfig
 from clviz.data import classnames as cn
 from clviz.data.fake import make_fake_mtil
 from clviz.data.lazy import LazyImages
 from clviz.data.mtil import (
     DATASETS,
-    ORDER_I,
-    ORDER_II,
+    MTIL_ORDER_I,
+    MTIL_ORDER_II,
     DatasetError,
     get_mtil_stream,
     make_mtil_task,
 )
-from clviz.streams import load_stream
+from clviz.data.streams import load_stream
 
 SIZE = 24
 
@@ -90,8 +90,10 @@ def test_lazy_store_indexing():
 def test_orders_and_few_shot(fake_root, tmp_path):
     order_i = get_mtil_stream("mtil", fake_root, SIZE)
     order_ii = get_mtil_stream("mtil-ii", fake_root, SIZE)
-    assert tuple(t.name for t in order_i) == ORDER_I
-    assert tuple(t.name for t in order_ii) == ORDER_II and set(ORDER_I) == set(ORDER_II)
+    assert tuple(t.name for t in order_i) == MTIL_ORDER_I
+    assert tuple(t.name for t in order_ii) == MTIL_ORDER_II and set(MTIL_ORDER_I) == set(
+        MTIL_ORDER_II
+    )
     assert order_ii[0] is order_i[9]  # the same cached task, whichever order
 
     rich = make_fake_mtil(tmp_path, ["EuroSAT", "MNIST"], train_per_class=8, test_per_class=2)

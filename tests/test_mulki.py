@@ -3,39 +3,37 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
 import torch.nn.functional as F
-from method_helpers import learn, make_method
 
-from clviz.config import RunConfig
-from clviz.engine import run
-from clviz.methods import TrainConfig
-from clviz.mulki import (
-    WeightAverage,
+from clviz.core import Observer, learn_task
+from clviz.core.clip import image_features
+from clviz.core.config import RunConfig, TrainConfig
+from clviz.experiments.runs import run
+from clviz.methods.mulki import (
     class_means,
-    interpolate_,
-    modality_gap,
     prototype_contrastive_loss,
     relation_distribution,
     teacher_weights,
 )
-from clviz.zeroshot import image_features, prompt_tokens
+from clviz.methods.weights import WeightAverage, interpolate_
 
 KEY = "visual.transformer.resblocks.0.mlp.c_fc.weight"
 
 
-def make(tiny, steps=2, **options):
-    return make_method("mulki", tiny, steps, **options)
+@pytest.fixture
+def make(make_method):
+    return lambda steps=2, **options: make_method("mulki", steps, **options)
 
 
 def batch_loss(method, task, index=1):
     """The training loss on a fixed batch, on a method at the start of task ``index``."""
-    method.begin_task(task, index)
-    method._tokens = prompt_tokens(method.tokenizer, task)
+    state = method.begin_task(task, index)
     torch.manual_seed(0)
-    return method.loss(task.train_images[:16], task.train_labels[:16], task)
+    return method.loss(task.batch("train", torch.arange(16)), state), state
 
 
 # ---------------------------------------------------------------- pure functions
@@ -99,116 +97,120 @@ def test_weight_average_is_the_mean_of_the_folds_and_interpolation_is_linear():
         interpolate_(state, state, 1.5)
 
 
-def test_modality_gap_is_zero_for_identical_and_positive_for_shifted_clouds():
-    x = F.normalize(torch.randn(10, 4), dim=-1)
-    assert modality_gap(x, x) == pytest.approx(0.0, abs=1e-6)
-    assert modality_gap(x + torch.tensor([3.0, 0, 0, 0]), x) > 0.1
-
-
 # ---------------------------------------------------------------- the method
-def test_prototypes_start_at_the_initial_models_class_means(tiny, small_task):
-    method = make(tiny)
-    learn(method, small_task, 0)  # the student moves away from the initial model ...
-    method.begin_task(small_task, 1)  # ... but prototypes still come from the initial one
+def test_prototypes_start_at_the_initial_models_class_means(make, tiny, small_task, fmt):
+    method, task = make(), fmt(small_task)
+    learn_task(method, task, 0, progress=False)  # the student moves away from the initial model
+    state = method.begin_task(task, 1)  # ... but prototypes still come from the initial one
     expected = class_means(
         image_features(tiny[0], small_task.train_images), small_task.train_labels, 8
     )
-    torch.testing.assert_close(method.prototypes.detach(), expected)
-    assert method._prototypes.requires_grad
-    assert any(p is method._prototypes for p in method.trainable_parameters())
+    torch.testing.assert_close(state.prototypes.detach(), expected)
+    assert state.prototypes_param.requires_grad
+    (stage,) = method.stages(state)
+    assert any(p is state.prototypes_param for p in stage.params)
 
 
-def test_teachers_stay_frozen_and_untouched(tiny, small_task):
-    method = make(tiny, steps=3)
-    learn(method, small_task, 0)
-    method.begin_task(small_task, 1)
-    teachers = method._teachers
-    assert len(teachers) == 2
-    before = [copy.deepcopy(t.state_dict()) for t in teachers]
-    method.train_task(small_task, 1, torch.Generator().manual_seed(1), progress=False)
-    for t, b in zip(teachers, before, strict=True):
+def test_teachers_stay_frozen_and_untouched(make, tiny, small_task, fmt):
+    method, task = make(steps=3), fmt(small_task)
+    learn_task(method, task, 0, progress=False)
+    seen = {}
+
+    class Spy(Observer):
+        def on_task_start(self, method, state):
+            seen["teachers"] = state.teachers
+            seen["before"] = [copy.deepcopy(t.state_dict()) for t in state.teachers]
+
+    learn_task(method, task, 1, seed=1, observers=[Spy()], progress=False)
+    assert len(seen["teachers"]) == 2
+    for t, b in zip(seen["teachers"], seen["before"], strict=True):
         assert not any(p.requires_grad for p in t.parameters()) and not t.training
         for k, v in t.state_dict().items():
             assert torch.equal(v, b[k]), k
-    torch.testing.assert_close(method._initial.state_dict()[KEY], tiny[0].state_dict()[KEY])
+    torch.testing.assert_close(method.initial.state_dict()[KEY], tiny[0].state_dict()[KEY])
 
 
-def test_each_stage_switch_changes_the_loss_and_off_means_off(tiny, small_task):
-    full = batch_loss(make(tiny), small_task, 0).item()
+def test_each_stage_switch_changes_the_loss_and_off_means_off(make, small_task, fmt):
+    task = fmt(small_task)
+    full = batch_loss(make(), task, 0)[0].item()
     for stage in ("elicit", "add"):
-        assert batch_loss(make(tiny, **{stage: False}), small_task, 0).item() != pytest.approx(full)
+        assert batch_loss(make(**{stage: False}), task, 0)[0].item() != pytest.approx(full)
     # stage 2 off and stage 1 off: exactly the shared classification loss
-    method = make(tiny, elicit=False, add=False)
-    loss = batch_loss(method, small_task, 0)
-    plain = method.task_loss(
-        method.encode_images(small_task.train_images[:16]), small_task.train_labels[:16], small_task
-    )
+    method = make(elicit=False, add=False)
+    loss, state = batch_loss(method, task, 0)
+    plain = method.task_loss(task.batch("train", torch.arange(16)), task)
     torch.testing.assert_close(loss, plain)
-    assert not any(p is method._prototypes for p in method.trainable_parameters())
+    (stage,) = method.stages(state)
+    assert not any(p is state.prototypes_param for p in stage.params)
 
 
-def test_stage_three_reweights_and_off_gives_halves(tiny, small_task):
-    sharp = make(tiny)
-    for method in (sharp, even := make(tiny, distinguish=False)):
-        learn(method, small_task, 0)
-        learn(method, small_task, 1, seed=1)
-    w_sharp = sharp._records[1]["teacher_weights"]
-    w_even = even._records[1]["teacher_weights"]
-    assert w_even["quantiles"] == pytest.approx([0.5] * 5)
-    assert w_sharp["quantiles"][0] < w_sharp["quantiles"][-1]  # per-sample, not constant
-    assert sum(w_sharp["histogram"]) == w_sharp["count"] == 2 * 8
+def test_stage_three_reweights_and_off_gives_halves(make, small_task, fmt):
+    task = fmt(small_task)
+    sharp = make()
+    for method in (sharp, even := make(distinguish=False)):
+        learn_task(method, task, 0, progress=False)
+        learn_task(method, task, 1, seed=1, progress=False)
+    w_sharp = sharp.records[1].teacher_weights
+    w_even = even.records[1].teacher_weights
+    assert w_even.quantiles == pytest.approx([0.5] * 5)
+    assert w_sharp.quantiles[0] < w_sharp.quantiles[-1]  # per-sample, not constant
+    assert sum(w_sharp.histogram) == w_sharp.count == 2 * 8
 
 
-def test_stage_four_interpolates_with_the_previous_model_and_off_means_off(tiny, small_task):
+def test_stage_four_interpolates_with_the_previous_model_and_off_means_off(make, tiny, small_task):
     start = tiny[0].state_dict()[KEY]
-    back = make(tiny, alpha=0.0)  # the interpolation returns exactly to the previous model
-    learn(back, small_task)
+    back = make(alpha=0.0)  # the interpolation returns exactly to the previous model
+    learn_task(back, small_task, progress=False)
     torch.testing.assert_close(back.model.state_dict()[KEY], start)
-    off = make(tiny, alpha=0.0, connect=False)
-    learn(off, small_task)
+    off = make(alpha=0.0, connect=False)
+    learn_task(off, small_task, progress=False)
     assert not torch.equal(off.model.state_dict()[KEY], start)
 
 
-def test_record_is_json_ready_with_weights_alignment_and_gap(tiny, small_task):
-    import json
-
-    method = make(tiny)
-    learn(method, small_task, 0)
-    record = json.loads(json.dumps(method.record([small_task])))
-    task = record["tasks"][0]
+def test_record_is_json_ready_with_weights_alignment_and_gap(make, small_task, fmt):
+    method, task = make(), fmt(small_task)
+    learn_task(method, task, 0, progress=False)
+    record = json.loads(json.dumps(method.record([task]).to_dict()))
+    first = record["tasks"][0]
     for key in ("prototype_text_before", "prototype_text_after", "modality_gap_after"):
-        assert isinstance(task[key], float)
-    assert task["teacher_weights"]["quantiles"] == pytest.approx([0.5] * 5)  # first task
+        assert isinstance(first[key], float)
+    assert first["teacher_weights"]["quantiles"] == pytest.approx([0.5] * 5)  # first task
 
 
-def test_bad_options_name_the_problem(tiny):
+def test_bad_options_name_the_problem(make):
     with pytest.raises(ValueError, match="prototype_update must be one of"):
-        make(tiny, prototype_update="ema")
+        make(prototype_update="ema")
     with pytest.raises(ValueError, match="alpha must be in"):
-        make(tiny, alpha=2.0)
+        make(alpha=2.0)
 
 
-def test_momentum_prototypes_move_without_gradients(tiny, small_task):
-    method = make(tiny, prototype_update="momentum")
-    method.begin_task(small_task, 0)
-    start = method.prototypes.detach().clone()
-    assert not any(p is method._prototypes for p in method.trainable_parameters())
-    method.train_task(small_task, 0, torch.Generator().manual_seed(0), progress=False)
-    assert not torch.allclose(method.prototypes, start)
+def test_momentum_prototypes_move_without_gradients(make, small_task, fmt):
+    method, task = make(prototype_update="momentum"), fmt(small_task)
+    seen = {}
+
+    class Spy(Observer):
+        def on_task_start(self, method, state):
+            seen["start"] = state.prototypes.detach().clone()
+            (stage,) = method.stages(state)
+            seen["trains"] = any(p is state.prototypes_param for p in stage.params)
+
+        def on_task_trained(self, method, state):
+            seen["end"] = state.prototypes.detach().clone()
+
+    learn_task(method, task, observers=[Spy()], progress=False)
+    assert not seen["trains"]
+    assert not torch.allclose(seen["end"], seen["start"])
 
 
-def test_resume_gives_the_same_matrix(tmp_path):
+def test_resume_gives_the_same_matrix_and_record(tmp_path):
+    from test_loop import crash_at
+
     config = RunConfig(
         method="mulki", stream="smoke", seed=1, train=TrainConfig(steps=3, batch_size=8)
     )
     whole = run(config, tmp_path / "whole", progress=False)
-
-    def crash(index, row):
-        if index == 1:
-            raise KeyboardInterrupt("simulated kill after task 2")
-
     with pytest.raises(KeyboardInterrupt):
-        run(config, tmp_path / "cut", progress=False, on_task_end=crash)
+        run(config, tmp_path / "cut", progress=False, observers=[crash_at(2)])
     resumed = run(config, tmp_path / "cut", progress=False)
-    assert resumed["accuracy_matrix"] == whole["accuracy_matrix"]
-    assert resumed["record"] == whole["record"]
+    assert resumed.matrix == whole.matrix
+    assert resumed.record == whole.record

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from clviz.analysis.drift import curves_of
 from clviz.browser import check_html, find_chromium
-from clviz.drift import curves_of
-from clviz.main_job import main_job
+from clviz.experiments.main_job import main_job
 from clviz.report import build_report, comparison_table_html, write_report
 
 
@@ -40,7 +40,7 @@ def test_main_job_writes_report_and_summary(tmp_path, capsys):
         progress=False,
     )
     summary = json.loads(paths["summary"].read_text())
-    assert [r["method"] for r in summary["comparison"]] == ["zero-shot", "finetune"]
+    assert [r["label"] for r in summary["comparison"]] == ["zero-shot", "finetune"]
     assert summary["drift"]["zero-shot"]["cka_embedding_last"] == pytest.approx(1.0, abs=1e-3)
     assert paths["report"].stat().st_size > 1_000_000  # plotly.js is inside
     assert "[2/2] finetune on smoke" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from clviz.core.task import FEW_SHOT_K
 from clviz.world import (
     get_stream,
     list_pair_families,
@@ -14,7 +15,7 @@ from clviz.world import (
     make_pair_task,
     make_task,
 )
-from clviz.world.tasks import FEW_SHOT_K, STREAMS
+from clviz.world.tasks import STREAMS
 
 
 def test_default_stream_is_mtil_like():

@@ -28,17 +28,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clviz.core.task import FEW_SHOT_K, Task
 from clviz.data import classnames as cn
 from clviz.data.lazy import ArrayReader, FileReader, LazyImages, Reader
-from clviz.world.tasks import Task
 
 DATA_ENV = "CLVIZ_DATA"
-DEFAULT_IMAGE_SIZE = 224
-FEW_SHOT_K = 5
+MTIL_IMAGE_SIZE = 224  # CLIP ViT-B/16's input
 HOLDOUT_SHARE = 0.2
 SPLIT_SEED = 0
 
-ORDER_I = (
+MTIL_ORDER_I = (
     "Aircraft",
     "Caltech101",
     "CIFAR100",
@@ -51,7 +50,7 @@ ORDER_I = (
     "StanfordCars",
     "SUN397",
 )
-ORDER_II = (
+MTIL_ORDER_II = (
     "StanfordCars",
     "Food",
     "MNIST",
@@ -80,13 +79,15 @@ class MTILStream:
 
 
 MTIL_STREAMS: dict[str, MTILStream] = {
-    "mtil": MTILStream(ORDER_I, description="real MTIL, order I (11 datasets, needs --data-root)"),
-    "mtil-ii": MTILStream(ORDER_II, description="real MTIL, order II (needs --data-root)"),
+    "mtil": MTILStream(
+        MTIL_ORDER_I, description="real MTIL, order I (11 datasets, needs --data-root)"
+    ),
+    "mtil-ii": MTILStream(MTIL_ORDER_II, description="real MTIL, order II (needs --data-root)"),
     "mtil-fewshot": MTILStream(
-        ORDER_I, FEW_SHOT_K, f"real MTIL order I, {FEW_SHOT_K} images per class"
+        MTIL_ORDER_I, FEW_SHOT_K, f"real MTIL order I, {FEW_SHOT_K} images per class"
     ),
     "mtil-ii-fewshot": MTILStream(
-        ORDER_II, FEW_SHOT_K, f"real MTIL order II, {FEW_SHOT_K} images per class"
+        MTIL_ORDER_II, FEW_SHOT_K, f"real MTIL order II, {FEW_SHOT_K} images per class"
     ),
 }
 
@@ -441,7 +442,7 @@ def make_mtil_task(
     ``few_shot=k`` keeps ``k`` training images per class drawn with ``seed``; the test split is
     always complete. ``download=True`` lets torchvision fetch what it can (never by default).
     """
-    size = DEFAULT_IMAGE_SIZE if image_size is None else int(image_size)
+    size = MTIL_IMAGE_SIZE if image_size is None else int(image_size)
     return _make_task(name, resolve_data_root(root).resolve(), size, few_shot, seed, download)
 
 

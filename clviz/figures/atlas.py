@@ -1,26 +1,25 @@
 """ATLAS figures: alpha weights per task x adapter, experience vs new share, protocol bars.
 
-All read the JSON-ready ``record`` of :meth:`clviz.methods.atlas.Atlas.alpha_record` (the
-``record`` of an engine run's results.json, or ``upstream.record`` of a protocol result) or the
-protocol results of :func:`clviz.atlas.protocol.run_protocol`.
+The alpha figures read an :class:`~clviz.methods.atlas.AlphaRecord` (the ``record`` of an
+ATLAS run, or of the protocol's upstream ATLAS run); the protocol figures read the results of
+:func:`clviz.experiments.atlas_protocol.run_protocol`, by order.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from clviz.atlas.protocol import ABLATIONS, forgetting
+from clviz.experiments.atlas_protocol import ABLATIONS, LEARNERS, ProtocolResult
+from clviz.methods.atlas import AlphaRecord
 
 
-def _alpha_matrix(record: dict[str, Any], site: str | None) -> list[list[float | None]]:
+def _alpha_matrix(record: AlphaRecord, site: str | None) -> list[list[float | None]]:
     """Tasks x adapters mean alpha at ``site`` (None: the mean over the sites with data)."""
-    n = len(record["adapter_owner"])
+    n = len(record.adapter_owner)
     rows = []
-    for task in record["query_sets"]:
-        sites = record["alphas"].get(task, {})
+    for task in record.query_sets:
+        sites = record.alphas.get(task, {})
         chosen = [sites.get(site)] if site is not None else list(sites.values())
         chosen = [a for a in chosen if a]
         row: list[float | None] = []
@@ -36,13 +35,13 @@ def _site_label(info: list) -> str:
     return f"{tower} tower · layer {layer} · {site} output"
 
 
-def alpha_heatmap(record: dict[str, Any], title: str = "ATLAS alpha weights") -> go.Figure:
+def alpha_heatmap(record: AlphaRecord, title: str = "ATLAS alpha weights") -> go.Figure:
     """Mean alpha per task (rows, its own query set) x adapter (columns, by the task that added
     it); a dropdown picks the mean over all sites or one site (tower, layer, attention/MLP)."""
-    owners = [f"#{j} ({o})" for j, o in enumerate(record["adapter_owner"])]
-    tasks = record["query_sets"]
+    owners = [f"#{j} ({o})" for j, o in enumerate(record.adapter_owner)]
+    tasks = record.query_sets
     choices = [("mean over all sites", None)] + [
-        (_site_label(info), name) for name, info in record["sites"].items()
+        (_site_label(info), name) for name, info in record.sites.items()
     ]
     fig = go.Figure()
     for k, (label, site) in enumerate(choices):
@@ -83,20 +82,20 @@ def alpha_heatmap(record: dict[str, Any], title: str = "ATLAS alpha weights") ->
     return fig
 
 
-def alpha_site_grid(record: dict[str, Any], adapter: int | None = None) -> go.Figure:
+def alpha_site_grid(record: AlphaRecord, adapter: int | None = None) -> go.Figure:
     """Alpha per task x site (layer and attention/MLP output, one panel per tower) for one
     ``adapter`` (None: the last adapter each task uses, its own new one when it added one)."""
     towers = ["image", "text"]
     fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{t} tower" for t in towers])
-    tasks = record["query_sets"]
+    tasks = record.query_sets
     for c, tower in enumerate(towers, start=1):
-        names = [n for n, info in record["sites"].items() if info[0] == tower]
-        labels = [f"L{record['sites'][n][1]} {record['sites'][n][2]}" for n in names]
+        names = [n for n, info in record.sites.items() if info[0] == tower]
+        labels = [f"L{record.sites[n][1]} {record.sites[n][2]}" for n in names]
         z = []
         for task in tasks:
             row = []
             for n in names:
-                a = record["alphas"].get(task, {}).get(n)
+                a = record.alphas.get(task, {}).get(n)
                 j = (len(a) - 1 if adapter is None else adapter) if a else None
                 row.append(a[j] if a and j is not None and j < len(a) else None)
             z.append(row)
@@ -109,10 +108,10 @@ def alpha_site_grid(record: dict[str, Any], adapter: int | None = None) -> go.Fi
     return fig
 
 
-def experience_share_bars(record: dict[str, Any], title: str | None = None) -> go.Figure:
+def experience_share_bars(record: AlphaRecord, title: str | None = None) -> go.Figure:
     """Per task: the share of its summed alpha on old adapters (experience) vs its new one."""
-    shares = record["experience_share"]
-    tasks = [t for t in record["query_sets"] if shares.get(t) is not None]
+    shares = record.experience_share
+    tasks = [t for t in record.query_sets if shares.get(t) is not None]
     exp = [100 * shares[t] for t in tasks]
     fig = go.Figure(
         [
@@ -129,7 +128,7 @@ def experience_share_bars(record: dict[str, Any], title: str | None = None) -> g
     return fig
 
 
-def protocol_bars(results: dict[str, dict[str, Any]]) -> go.Figure:
+def protocol_bars(results: dict[str, ProtocolResult]) -> go.Figure:
     """Left: mean upstream forgetting, ATLAS vs continual fine-tuning, per order. Right:
     downstream low-shot transfer (accuracy minus a fresh adapter's) per ablation and order."""
     fig = make_subplots(
@@ -141,16 +140,12 @@ def protocol_bars(results: dict[str, dict[str, Any]]) -> go.Figure:
     for method, color in (("atlas", "#4c78a8"), ("finetune", "#e45756")):
         vals = []
         for o in orders:
-            f = forgetting(results[o]["upstream"][method])
+            f = results[o].forgetting(method)
             vals.append(sum(f) / len(f))
         fig.add_trace(go.Bar(x=orders, y=vals, name=method, marker_color=color), 1, 1)
     colors = {"stage1": "#72b7b2", "stage2": "#f58518", "both": "#54a24b"}
     for stages in ABLATIONS:
-        vals = []
-        for o in orders:
-            d = results[o]["downstream"]
-            mean = sum(d[stages]) / len(d[stages])
-            vals.append(mean - sum(d["fresh"]) / len(d["fresh"]))
+        vals = [results[o].downstream.transfer(stages) for o in orders]
         fig.add_trace(
             go.Bar(
                 x=orders,
@@ -165,18 +160,18 @@ def protocol_bars(results: dict[str, dict[str, Any]]) -> go.Figure:
     return fig
 
 
-def downstream_bars(results: dict[str, dict[str, Any]]) -> go.Figure:
+def downstream_bars(results: dict[str, ProtocolResult]) -> go.Figure:
     """Downstream low-shot accuracy per task, ablation and fresh adapter, one panel per order."""
     orders = list(results)
     fig = make_subplots(rows=1, cols=len(orders), subplot_titles=orders, shared_yaxes=True)
     colors = {"stage1": "#72b7b2", "stage2": "#f58518", "both": "#54a24b", "fresh": "#9d9d9d"}
     for c, o in enumerate(orders, start=1):
-        d = results[o]["downstream"]
-        for stages in (*ABLATIONS, "fresh"):
+        d = results[o].downstream
+        for stages in LEARNERS:
             fig.add_trace(
                 go.Bar(
-                    x=d["tasks"],
-                    y=d[stages],
+                    x=d.tasks,
+                    y=d.accuracy[stages],
                     name=stages,
                     marker_color=colors[stages],
                     showlegend=c == 1,

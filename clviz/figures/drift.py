@@ -1,7 +1,8 @@
 """Drift figures: the probe's UMAP moving over the stream, and the drift measures as curves.
 
-Inputs come from :mod:`clviz.drift`: a :class:`~clviz.drift.umap_map.DriftMap` for the maps,
-and ``drift_curves`` dicts (one per method) for the curves. Checkpoint 0 is the initial
+Inputs come from :mod:`clviz.analysis.drift`: a
+:class:`~clviz.analysis.drift.umap_map.DriftMap` for the maps, and ``drift_curves`` dicts (one
+per method) for the curves. Checkpoint 0 is the initial
 backbone, checkpoint t the model after task t.
 """
 
@@ -15,8 +16,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from clviz.drift.extract import FINAL
-from clviz.drift.umap_map import DriftMap
+from clviz.analysis.drift.extract import FINAL
+from clviz.analysis.drift.umap_map import DriftMap
 
 PALETTE = qualitative.Plotly + qualitative.D3
 

@@ -1,13 +1,17 @@
-"""Forgetting figures: accuracy matrices, per-task curves across the stream, metric bars."""
+"""Forgetting figures: accuracy matrices, per-task curves across the stream, metric bars.
+
+Every function takes :class:`~clviz.core.result.RunResult` objects (one, or several by name).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from clviz.core.result import RunResult
 
 METRIC_LABELS = {
     "transfer": "Transfer",
@@ -35,11 +39,11 @@ def _heatmap(matrix: np.ndarray, tasks: Sequence[str], showscale: bool) -> go.He
     )
 
 
-def accuracy_heatmap(results: Mapping[str, Any], title: str | None = None) -> go.Figure:
+def accuracy_heatmap(result: RunResult, title: str | None = None) -> go.Figure:
     """The T x T accuracy matrix of one run: row t = after training task t."""
-    fig = go.Figure(_heatmap(np.asarray(results["accuracy_matrix"]), results["tasks"], True))
+    fig = go.Figure(_heatmap(np.asarray(result.matrix), result.tasks, True))
     fig.update_layout(
-        title=title or f"Accuracy matrix of {results['method']}",
+        title=title or f"Accuracy matrix of {result.method}",
         xaxis_title="evaluated on",
         yaxis=dict(autorange="reversed"),
         height=480,
@@ -48,9 +52,7 @@ def accuracy_heatmap(results: Mapping[str, Any], title: str | None = None) -> go
     return fig
 
 
-def accuracy_heatmaps(
-    results_by_method: Mapping[str, Mapping[str, Any]], max_cols: int = 4
-) -> go.Figure:
+def accuracy_heatmaps(results_by_method: Mapping[str, RunResult], max_cols: int = 4) -> go.Figure:
     """Accuracy matrices of several methods side by side (``max_cols`` per row), one scale."""
     names = list(results_by_method)
     cols = min(len(names), max_cols)
@@ -66,7 +68,7 @@ def accuracy_heatmaps(
         r = results_by_method[name]
         row, col = i // cols + 1, i % cols + 1
         fig.add_trace(
-            _heatmap(np.asarray(r["accuracy_matrix"]), r["tasks"], i == len(names) - 1),
+            _heatmap(np.asarray(r.matrix), r.tasks, i == len(names) - 1),
             row=row,
             col=col,
         )
@@ -81,10 +83,10 @@ def accuracy_heatmaps(
     return fig
 
 
-def task_curves(results: Mapping[str, Any], title: str | None = None) -> go.Figure:
+def task_curves(result: RunResult, title: str | None = None) -> go.Figure:
     """Each task's accuracy after every step of the stream; a marker where it was learned."""
-    matrix = np.asarray(results["accuracy_matrix"])
-    tasks = results["tasks"]
+    matrix = np.asarray(result.matrix)
+    tasks = result.tasks
     x = list(range(1, len(tasks) + 1))
     fig = go.Figure()
     for d, name in enumerate(tasks):
@@ -101,7 +103,7 @@ def task_curves(results: Mapping[str, Any], title: str | None = None) -> go.Figu
             )
         )
     fig.update_layout(
-        title=title or f"Accuracy of every task across the stream ({results['method']})",
+        title=title or f"Accuracy of every task across the stream ({result.method})",
         xaxis=dict(
             title="tasks learned so far",
             tickvals=x,
@@ -113,19 +115,17 @@ def task_curves(results: Mapping[str, Any], title: str | None = None) -> go.Figu
     return fig
 
 
-def task_curve_comparison(
-    results_by_method: Mapping[str, Mapping[str, Any]], task: str
-) -> go.Figure:
+def task_curve_comparison(results_by_method: Mapping[str, RunResult], task: str) -> go.Figure:
     """One task's accuracy across the stream, one line per method."""
     fig = go.Figure()
     tasks = None
     for name, r in results_by_method.items():
-        tasks = r["tasks"]
+        tasks = r.tasks
         d = tasks.index(task)
         fig.add_trace(
             go.Scatter(
                 x=list(range(1, len(tasks) + 1)),
-                y=np.asarray(r["accuracy_matrix"])[:, d],
+                y=np.asarray(r.matrix)[:, d],
                 mode="lines+markers",
                 name=name,
             )
@@ -143,37 +143,47 @@ def task_curve_comparison(
     return fig
 
 
-def metric_bars(
-    results_by_method: Mapping[str, Mapping[str, Any]],
-    metrics: Sequence[str] = ("transfer", "avg", "last"),
+def grouped_bars(
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    ytitle: str = "percent",
+    signed: bool = False,
 ) -> go.Figure:
-    """Grouped bars of the chosen metrics, one group per metric, one bar per method."""
+    """One group of bars per entry of ``groups``, one bar per series (values printed on top;
+    ``signed`` prints a sign, for changes)."""
     fig = go.Figure()
-    for name, r in results_by_method.items():
-        values = [r["metrics"][m] for m in metrics]
+    for name, values in series.items():
         fig.add_trace(
             go.Bar(
-                x=[METRIC_LABELS[m] for m in metrics],
-                y=values,
+                x=list(groups),
+                y=list(values),
                 name=name,
-                text=[f"{v:.1f}" for v in values],
+                text=[f"{v:+.1f}" if signed else f"{v:.1f}" for v in values],
                 textposition="outside",
             )
         )
-    fig.update_layout(
-        barmode="group",
-        title="Continual-learning metrics (percent)",
-        yaxis_title="percent",
-        height=420,
-    )
+    fig.update_layout(barmode="group", title=title, yaxis_title=ytitle, height=420)
     return fig
 
 
-def accuracy_row(results: Mapping[str, Any], index: int) -> go.Figure:
+def metric_bars(
+    results_by_method: Mapping[str, RunResult],
+    metrics: Sequence[str] = ("transfer", "avg", "last"),
+) -> go.Figure:
+    """Grouped bars of the chosen metrics, one group per metric, one bar per method."""
+    return grouped_bars(
+        [METRIC_LABELS[m] for m in metrics],
+        {name: [getattr(r.metrics, m) for m in metrics] for name, r in results_by_method.items()},
+        "Continual-learning metrics (percent)",
+    )
+
+
+def accuracy_row(result: RunResult, index: int) -> go.Figure:
     """Accuracy on every task after learning task ``index`` (one row of the matrix), next to
     the untouched backbone's zero-shot accuracy: what is learned, kept, forgotten or lost."""
-    matrix = np.asarray(results["accuracy_matrix"])
-    tasks = results["tasks"]
+    matrix = np.asarray(result.matrix)
+    tasks = result.tasks
     if not 0 <= index < len(matrix):
         raise IndexError(f"task index {index} out of range 0..{len(matrix) - 1}")
     row = matrix[index]
@@ -197,7 +207,7 @@ def accuracy_row(results: Mapping[str, Any], index: int) -> go.Figure:
     fig.add_trace(
         go.Scatter(
             x=tasks,
-            y=results["zero_shot"],
+            y=result.zero_shot,
             mode="markers",
             marker=dict(symbol="line-ew-open", size=28, line=dict(width=3, color="black")),
             name="zero-shot",
@@ -205,7 +215,7 @@ def accuracy_row(results: Mapping[str, Any], index: int) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=f"{results['method']}: accuracy after learning {tasks[index]} "
+        title=f"{result.method}: accuracy after learning {tasks[index]} "
         f"(red: just learned, blue: learned before, grey: not learned yet)",
         yaxis=dict(title="accuracy (%)", range=[0, 105]),
         height=400,

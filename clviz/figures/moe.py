@@ -1,8 +1,9 @@
 """MoE-Adapters figures: which experts each task's router picks, which froze, how DDAS selects.
 
-The inputs are what :class:`clviz.methods.moe_adapters.MoEAdaptersTaskId` records:
-``selections[t][layer]`` (selection counts per expert while task t trained) and
-``frozen_history[t][layer]`` (the frozen set after task t), with layer names such as
+The inputs are the fields of a :class:`~clviz.methods.moe.RoutingRecord` (and, for DDAS, of a
+:class:`~clviz.methods.moe.DDASReport`): ``selections[t][layer]`` (selection counts per expert
+while task t trained) and ``frozen_history[t][layer]`` (the frozen set after task t), with
+layer names such as
 ``visual.transformer.resblocks.0`` (image tower) and ``transformer.resblocks.0`` (text tower).
 """
 

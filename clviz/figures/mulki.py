@@ -1,35 +1,40 @@
 """MulKI figures: teacher weights per task, prototype-text alignment and the modality gap across
-the stream, one task's relations and prototype similarities, and the stage ablation."""
+the stream (from a run's :class:`~clviz.methods.mulki.MulKIRecord`), one task's relations and
+prototype similarities (from :func:`~clviz.experiments.mulki_walkthrough.walk_through`), and
+the stage ablation."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-
-def _tasks(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    record = results.get("record", {})
-    if "tasks" not in record:
-        raise ValueError("these results carry no MulKI record; pass the results of a 'mulki' run")
-    return record["tasks"]
+from clviz.core.result import RunResult
+from clviz.experiments.mulki_walkthrough import Walk
+from clviz.figures.forgetting import METRIC_LABELS, grouped_bars
+from clviz.methods.mulki import MulKIRecord, MulKITaskRecord
 
 
-def teacher_weights(results: Mapping[str, Any]) -> go.Figure:
+def _tasks(result: RunResult) -> list[MulKITaskRecord]:
+    if not isinstance(result.record, MulKIRecord):
+        raise ValueError("this result carries no MulKI record; pass the result of a 'mulki' run")
+    return result.record.tasks
+
+
+def teacher_weights(result: RunResult) -> go.Figure:
     """Left: per task, the share of samples in each bin of the pretrained teacher's weight (the
     previous-task teacher gets the rest). Right: its median and 10-90 / 25-75 percent bands
     across the stream. On the first task both teachers are the pretrained model: 1/2 each."""
-    tasks = _tasks(results)
-    names = [t["task"] for t in tasks]
-    bins = results["record"].get("weight_bins", 10)
+    tasks = _tasks(result)
+    names = [t.task for t in tasks]
+    bins = result.record.weight_bins
     edges = np.linspace(0, 1, bins + 1)
     share = []
     for t in tasks:
-        h = np.asarray(t["teacher_weights"].get("histogram", [0] * bins), float)
+        h = np.asarray(t.teacher_weights.histogram or [0] * bins, float)
         share.append(h / max(h.sum(), 1))
     fig = make_subplots(
         rows=1,
@@ -49,7 +54,7 @@ def teacher_weights(results: Mapping[str, Any]) -> go.Figure:
         row=1,
         col=1,
     )
-    q = np.asarray([t["teacher_weights"].get("quantiles", [np.nan] * 5) for t in tasks])
+    q = np.asarray([t.teacher_weights.quantiles or [np.nan] * 5 for t in tasks])
     for lo, hi, alpha in ((0, 4, 0.15), (1, 3, 0.3)):
         fig.add_trace(
             go.Scatter(
@@ -77,12 +82,12 @@ def teacher_weights(results: Mapping[str, Any]) -> go.Figure:
     return fig
 
 
-def alignment_and_gap(results: Mapping[str, Any]) -> go.Figure:
+def alignment_and_gap(result: RunResult) -> go.Figure:
     """Per task, at its start and end: mean cosine of each class's prototype (and of the
     model's image class mean) with its class text, and the modality gap (distance between the
     image and text centroids)."""
-    tasks = _tasks(results)
-    names = [t["task"] for t in tasks]
+    tasks = _tasks(result)
+    names = [t.task for t in tasks]
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -96,7 +101,9 @@ def alignment_and_gap(results: Mapping[str, Any]) -> go.Figure:
     )
     for key, label, dash in series:
         fig.add_trace(
-            go.Scatter(x=names, y=[t[key] for t in tasks], name=label, line=dict(dash=dash)),
+            go.Scatter(
+                x=names, y=[getattr(t, key) for t in tasks], name=label, line=dict(dash=dash)
+            ),
             row=1,
             col=1,
         )
@@ -105,7 +112,9 @@ def alignment_and_gap(results: Mapping[str, Any]) -> go.Figure:
         ("modality_gap_after", "gap, end of task", "solid"),
     ):
         fig.add_trace(
-            go.Scatter(x=names, y=[t[key] for t in tasks], name=label, line=dict(dash=dash)),
+            go.Scatter(
+                x=names, y=[getattr(t, key) for t in tasks], name=label, line=dict(dash=dash)
+            ),
             row=1,
             col=2,
         )
@@ -113,15 +122,15 @@ def alignment_and_gap(results: Mapping[str, Any]) -> go.Figure:
     return fig
 
 
-def prototype_similarity(walk: Mapping[str, Any]) -> go.Figure:
+def prototype_similarity(walk: Walk) -> go.Figure:
     """Cosine of every prototype (rows) with every class text (columns), before and after
     training one task: stage 1 pulls the diagonal up."""
-    names = walk["classnames"]
+    names = walk.classnames
     fig = make_subplots(rows=1, cols=2, subplot_titles=("start of task", "end of task"))
-    for i, when in enumerate(("before", "after"), start=1):
+    for i, moment in enumerate((walk.before, walk.after), start=1):
         fig.add_trace(
             go.Heatmap(
-                z=walk[when]["similarity"],
+                z=moment.similarity,
                 x=names,
                 y=names,
                 zmin=-1,
@@ -135,15 +144,15 @@ def prototype_similarity(walk: Mapping[str, Any]) -> go.Figure:
             col=i,
         )
         fig.update_yaxes(autorange="reversed", showticklabels=i == 1, row=1, col=i)
-    fig.update_layout(title=f"Prototype-to-text cosine on {walk['task']}", height=430, width=900)
+    fig.update_layout(title=f"Prototype-to-text cosine on {walk.task}", height=430, width=900)
     return fig
 
 
-def relations(walk: Mapping[str, Any], when: str = "after") -> go.Figure:
+def relations(walk: Walk, when: str = "after") -> go.Figure:
     """One image's relation distributions: to the prototypes (intra-modal) and to the class texts
-    (inter-modal), from both teachers and the student."""
-    names = walk["classnames"]
-    rel = walk[when]["relations"]
+    (inter-modal), from both teachers and the student, ``when`` "before" or "after" training."""
+    names = walk.classnames
+    rel = getattr(walk, when).relations
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -154,7 +163,7 @@ def relations(walk: Mapping[str, Any], when: str = "after") -> go.Figure:
             fig.add_trace(
                 go.Bar(
                     x=names,
-                    y=r[kind],
+                    y=getattr(r, kind),
                     name=source,
                     legendgroup=source,
                     showlegend=j == 1,
@@ -163,10 +172,10 @@ def relations(walk: Mapping[str, Any], when: str = "after") -> go.Figure:
                 row=1,
                 col=j,
             )
-    true = names[walk["label"]]
+    true = names[walk.label]
     fig.update_layout(
         barmode="group",
-        title=f"Stage 2: one {walk['task']} image (true class: {true}), {when} training",
+        title=f"Stage 2: one {walk.task} image (true class: {true}), {when} training",
         height=420,
         width=1000,
     )
@@ -187,42 +196,11 @@ def weight_histogram(weights: Sequence[float], title: str = "") -> go.Figure:
     return fig
 
 
-def ablation_bars(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Transfer, Avg and Last of each ablation variant (rows of
-    :func:`clviz.mulki.ablation.ablation_rows`)."""
-    fig = go.Figure()
-    for metric, label in (("transfer", "Transfer"), ("avg", "Avg"), ("last", "Last")):
-        values = [r[metric] for r in rows]
-        fig.add_trace(
-            go.Bar(
-                x=[r["variant"] for r in rows],
-                y=values,
-                name=label,
-                text=[f"{v:.1f}" for v in values],
-                textposition="outside",
-            )
-        )
-    fig.update_layout(
-        barmode="group",
-        title="MulKI ablation: one stage off at a time",
-        yaxis_title="percent",
-        height=440,
+def ablation_bars(results: Mapping[str, RunResult]) -> go.Figure:
+    """Transfer, Avg and Last of each ablation variant (label -> result)."""
+    metrics = ("transfer", "avg", "last")
+    return grouped_bars(
+        list(results),
+        {METRIC_LABELS[m]: [getattr(r.metrics, m) for r in results.values()] for m in metrics},
+        "MulKI ablation: one stage off at a time",
     )
-    return fig
-
-
-def ablation_table(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """The ablation as a table figure."""
-    head = ["variant", "Transfer", "Δ Transfer", "Avg", "Last", "BWT", "seconds"]
-    cells = [
-        [r["variant"] for r in rows],
-        [f"{r['transfer']:.1f}" for r in rows],
-        [f"{r['delta_transfer']:+.1f}" for r in rows],
-        [f"{r['avg']:.1f}" for r in rows],
-        [f"{r['last']:.1f}" for r in rows],
-        [f"{r['bwt']:+.1f}" for r in rows],
-        [f"{r['seconds']:.0f}" for r in rows],
-    ]
-    fig = go.Figure(go.Table(header=dict(values=head), cells=dict(values=cells)))
-    fig.update_layout(title="MulKI ablation", height=80 + 30 * len(rows), width=800)
-    return fig

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from clviz.world.tasks import Task
+from clviz.core.task import Task
 
 _GAP = 2  # pixels between tiles
 

@@ -1,15 +1,22 @@
-"""Continual-learning methods: one file, one registered class each.
+"""Continual-learning methods: one registered class each, named by ``get_method(name)``.
 
-``get_method(name)`` returns a class; ``list_methods()`` names them all, in the order the
-notebooks and tables show them (baselines first).
+``list_methods()`` names them all, in the order the notebooks and tables show them (baselines
+first). The contract every method fulfils is :class:`~clviz.methods.base.Method`; the paper
+methods keep their building blocks beside them (:mod:`~clviz.methods.moe`,
+:mod:`~clviz.methods.atlas`, :mod:`~clviz.methods.mulki`); what several methods share is said
+once: adapter sites (:mod:`~clviz.methods.sites`), distillation
+(:mod:`~clviz.methods.distill`) and weight-space averaging (:mod:`~clviz.methods.weights`).
 """
 
 # isort: skip_file
-from clviz.methods import zeroshot, finetune, lwf, wiseft, zscl, mulki, moe_adapters, atlas  # noqa: F401
+from clviz.methods import zeroshot, finetune, lwf, wiseft, zscl  # noqa: F401
+from clviz.methods import mulki, moe, atlas  # noqa: F401
 from clviz.methods.base import (
     METHODS,
     Method,
-    TrainConfig,
+    Stage,
+    TaskState,
+    build_method,
     get_method,
     list_methods,
     make_options,
@@ -19,7 +26,9 @@ from clviz.methods.base import (
 __all__ = [
     "METHODS",
     "Method",
-    "TrainConfig",
+    "Stage",
+    "TaskState",
+    "build_method",
     "get_method",
     "list_methods",
     "make_options",

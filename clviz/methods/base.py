@@ -1,45 +1,63 @@
-"""The life cycle every continual-learning method shares, and the registry that names them.
+"""The contract every continual-learning method fulfils, and the registry that names them.
 
-A method is a small class: it is set up on a backbone, then for each task of a stream it is
-trained (``train_task``), finishes the task (``end_task``: freeze, snapshot, interpolate...),
-and can predict on any task at any time (``predict``). Adding a method is adding one file with
-one ``@register_method`` class.
+The engine (:func:`clviz.core.loop.learn_task`) owns the training loop; a method answers a
+handful of questions about each task, in this order::
+
+    state = method.begin_task(task, index)       # set up: teachers, routers, queries, heads
+    for stage in method.stages(state):           # what trains, at which rate, for how long
+        ... method.loss(batch, state) ...         # under method.context(task), one batch a step
+        ... method.after_step(state, step) ...    # weight ensembles, prototype updates
+    method.end_task(state)                       # freeze, interpolate, fit a selector
+
+and at any time it predicts on any task (``predictor``) under ``context(task)``: the routing,
+query set or bypass it uses for that task. Per-task state lives in a :class:`TaskState`
+dataclass that ``begin_task`` returns, never in attributes created and deleted on the way.
+Everything a method keeps across tasks is in ``state_dict`` (checkpoints) and its typed
+``record`` (figures). Adding a method is adding one file with one ``@register_method`` class
+(see ``docs/add_a_method.md``).
+
+The base class is continual full fine-tuning with the suite's shared loss: cross-entropy with
+label smoothing on the task format's logits (``logit_scale * cos``), the logit scale never
+trained. Tasks are :class:`~clviz.core.formats.TaskFormat` objects, so the same life cycle
+learns classification, image-text matching, VQA and text-only tasks.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from clviz import distributed
-from clviz.world.tasks import Task
-from clviz.zeroshot import (
-    class_embeddings,
-    class_text_features,
-    embed_images,
-    image_features,
-    prompt_tokens,
-)
+from clviz.core.clip import class_embeddings, image_features
+from clviz.core.config import TrainConfig
+from clviz.core.formats import Batch, ClassificationFormat, ScoreHead, TaskFormat, logit_scale
+from clviz.core.result import MethodRecord
 
 
 @dataclass
-class TrainConfig:
-    """How every method trains on a task (its own hyper-parameters live in its ``Options``)."""
+class TaskState:
+    """What a method holds while it learns one task; subclasses add their own fields."""
 
-    steps: int = 100
-    batch_size: int = 64
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.2
+    task: TaskFormat
+    index: int  # position of the task in the stream
+
+
+@dataclass
+class Stage:
+    """One optimisation stage: AdamW over ``params`` (parameters, or groups with their own
+    ``lr``) at ``lr`` for ``steps`` steps. A stage with no steps or no parameters is skipped."""
+
+    params: list[nn.Parameter] | list[dict[str, Any]]
+    lr: float
+    steps: int
+    name: str = "train"
 
 
 @dataclass
@@ -48,150 +66,156 @@ class NoOptions:
 
 
 class Method:
-    """Base class: full-model training with the suite's shared loss; subclasses override parts.
-
-    The shared loss is cross-entropy with label smoothing on ``logit_scale * cos(image, class
-    text)`` against the current task's class prompts; the logit scale is never trained.
-    """
+    """Base class: full-model training with the suite's shared loss; subclasses override hooks."""
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
 
-    def __init__(self, model: nn.Module, tokenizer, train: TrainConfig, options: Any = None):
+    def __init__(
+        self, model: nn.Module, tokenizer, train: TrainConfig | None = None, options: Any = None
+    ):
         self.model = model
         self.tokenizer = tokenizer
-        self.train_cfg = train
+        self.train_config = train if train is not None else TrainConfig()
         self.options = options if options is not None else self.Options()
-        self.learned: list[Task] = []  # tasks finished so far, in order
+        self.heads: dict[str, nn.Module] = {}  # per-task heads (matching tasks), by task name
 
-    # ------------------------------------------------------------------ life cycle
-    def begin_task(self, task: Task, index: int) -> None:
-        """Called before training on ``task`` (the ``index``-th of the stream)."""
+    # ------------------------------------------------------------------ learning a task
+    def begin_task(self, task: TaskFormat, index: int) -> TaskState:
+        """Set up for learning ``task`` (the ``index``-th of the stream); returns its state."""
+        self.add_head(task)
+        return TaskState(task, index)
 
-    def learning_rate(self) -> float:
-        """The optimiser's learning rate (adapter methods override the shared default)."""
-        return self.train_cfg.lr
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """What the optimiser updates on the current task."""
-        return [p for n, p in self.model.named_parameters() if n != "logit_scale"]
-
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised image embeddings of uint8 ``images`` by the model being trained."""
-        return embed_images(self.model, images)
-
-    def task_loss(self, image: torch.Tensor, labels: torch.Tensor, task: Task) -> torch.Tensor:
-        """The shared classification loss, from normalised image embeddings of a batch."""
-        text = class_embeddings(self.model, self._tokens, task.num_classes)
-        logits = self.model.logit_scale.exp().detach() * image @ text.T
-        return F.cross_entropy(
-            logits, labels.to(logits.device), label_smoothing=self.train_cfg.label_smoothing
+    def stages(self, state: TaskState) -> Iterator[Stage]:
+        """The optimisation stages of the task (one, by default)."""
+        yield Stage(
+            self.trainable_parameters(state),
+            self.learning_rate,
+            self.train_config.steps_for(state.index),
         )
 
-    def loss(self, images: torch.Tensor, labels: torch.Tensor, task: Task) -> torch.Tensor:
-        """The training objective; methods add their regularisers here."""
-        return self.task_loss(self.encode_images(images), labels, task)
+    def loss(self, batch: Batch, state: TaskState) -> torch.Tensor:
+        """The training objective on one batch; methods add their regularisers here."""
+        return self.task_loss(batch, state.task)
 
-    def after_step(self, step: int) -> None:
-        """Called after each optimiser step (weight ensembling, logging...)."""
+    def after_step(self, state: TaskState, step: int) -> None:
+        """Called after each optimiser step (weight ensembling, prototype updates...)."""
 
-    def train_task(
-        self, task: Task, index: int, generator: torch.Generator, progress: bool = True
-    ) -> dict[str, float]:
-        """Train on ``task`` for ``train_cfg.steps`` steps; returns summary statistics."""
-        params = self.trainable_parameters()
-        if self.train_cfg.steps == 0 or not params:
-            return {"steps": 0}
-        self._tokens = prompt_tokens(self.tokenizer, task)
-        return self.optimize(
-            params,
-            self.learning_rate(),
-            self.train_cfg.steps,
-            len(task.train_labels),
-            lambda idx: self.loss(task.train_images[idx], task.train_labels[idx], task),
-            generator,
-            desc=f"{self.name} · {task.name}",
-            progress=progress,
-        )
+    def end_task(self, state: TaskState) -> None:
+        """Called after training on the task: freeze, snapshot, interpolate, fit a selector."""
 
-    def optimize(
-        self,
-        params: list[nn.Parameter] | list[dict[str, Any]],
-        lr: float,
-        steps: int,
-        n: int,
-        batch_loss: Callable[[torch.Tensor], torch.Tensor],
-        generator: torch.Generator,
-        desc: str = "",
-        progress: bool = True,
-    ) -> dict[str, float]:
-        """The inner loop every method shares: ``steps`` AdamW steps on ``params`` (or param
-        groups with their own learning rates), each on a batch of ``train_cfg.batch_size``
-        indices drawn with replacement from ``range(n)``; ``batch_loss(idx)`` is the objective.
-        Methods with several stages (ATLAS) call it once per stage."""
-        optimizer = torch.optim.AdamW(
-            params, lr=lr, weight_decay=self.train_cfg.weight_decay, fused=True
-        )
-        losses = []
-        self.model.train()
-        run = distributed.data_parallel(self.model)  # plain call in a single process
-        bar = tqdm(
-            range(steps), desc=desc, disable=not progress or not distributed.is_main(), leave=False
-        )
-        for step in bar:
-            idx = torch.randint(n, (min(self.train_cfg.batch_size, n),), generator=generator)
-            mine = distributed.shard(idx)  # every process draws the same batch, takes its slice
-            loss = run(functools.partial(batch_loss, mine))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            self.after_step(step)
-            losses.append(loss.item())
+    # ------------------------------------------------------------------ evaluation
+    def context(self, task: TaskFormat) -> AbstractContextManager:
+        """The routing, query set or bypass the model uses for ``task`` (training and
+        evaluation alike). The base model has one path for every task."""
+        return nullcontext()
+
+    def predictor(self, task: TaskFormat) -> Callable[[Batch], torch.Tensor]:
+        """A function from a test batch of ``task`` to its logits (no gradients). What every
+        batch shares (the head, the class or label embeddings) is computed once, here."""
         self.model.eval()
-        tail = losses[-10:]
-        return {"steps": len(losses), "first_loss": losses[0], "final_loss": sum(tail) / len(tail)}
+        head = self.eval_head(task)
+        with torch.no_grad(), self.context(task):
+            text = task.text_side(self.model)
 
-    def end_task(self, task: Task, index: int) -> None:
-        """Called after training on ``task``; subclasses freeze, snapshot or interpolate."""
+        @torch.no_grad()
+        def predict(batch: Batch) -> torch.Tensor:
+            self.model.eval()
+            with self.context(task):
+                return task.logits(self.model, batch, head, text)
 
-    def finish_task(self, task: Task, index: int) -> None:
-        """Run ``end_task`` and record the task as learned."""
-        self.end_task(task, index)
-        self.learned.append(task)
+        return predict
 
     @torch.no_grad()
-    def image_embeddings(self, images: torch.Tensor, task: Task) -> torch.Tensor:
-        """Normalised embeddings of ``images`` as the method sees them when evaluating ``task``
-        (adapter methods route or pick queries by task here)."""
+    def image_embeddings(self, images: torch.Tensor, task: TaskFormat) -> torch.Tensor:
+        """Normalised embeddings of ``images`` as the method sees them when evaluating
+        ``task`` (what the drift analysis records)."""
         self.model.eval()
-        return image_features(self.model, images)
+        with self.context(task):
+            return image_features(self.model, images)
 
     @torch.no_grad()
-    def text_embeddings(self, task: Task) -> torch.Tensor:
+    def text_embeddings(self, task: ClassificationFormat) -> torch.Tensor:
         """Normalised class embeddings (C x D) of ``task`` as the method sees them."""
         self.model.eval()
-        return class_text_features(self.model, self.tokenizer, task)
+        with self.context(task):
+            return class_embeddings(self.model, task.prompt_tokens, task.num_classes)
 
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor, task: Task) -> torch.Tensor:
-        """Logits of ``images`` over ``task``'s classes (task-incremental evaluation)."""
-        return self.image_embeddings(images, task) @ self.text_embeddings(task).T
-
-    def record(self, tasks: list[Task]) -> dict[str, Any]:
-        """JSON-ready extras for ``results.json`` (what figures need beyond the matrix)."""
-        return {}
+    def record(self, tasks: Sequence[TaskFormat]) -> MethodRecord | None:
+        """What the method keeps beyond the accuracy matrix, for figures (None: nothing);
+        ``tasks`` are the stream's tasks."""
+        return None
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume after a finished task."""
-        return {"model": self.model.state_dict(), "learned": [t.name for t in self.learned]}
+        return {
+            "model": self.model.state_dict(),
+            "heads": {name: head.state_dict() for name, head in self.heads.items()},
+        }
 
-    def load_state_dict(self, state: dict[str, Any], tasks: dict[str, Task]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.learned = [tasks[n] for n in state["learned"]]
+        self.heads = {
+            name: ScoreHead.from_state(h).requires_grad_(False)
+            for name, h in state["heads"].items()
+        }
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def learning_rate(self) -> float:
+        """The optimiser's learning rate (adapter methods take theirs from their options)."""
+        return self.train_config.lr
+
+    def model_parameters(self) -> list[nn.Parameter]:
+        """Every weight of the model but the logit scale (what full fine-tuning trains)."""
+        return [p for n, p in self.model.named_parameters() if n != "logit_scale"]
+
+    def trainable_parameters(self, state: TaskState) -> list[nn.Parameter]:
+        """What the optimiser updates on ``state``'s task: the model and the task's head."""
+        head = self.heads.get(state.task.name)
+        return self.model_parameters() + ([] if head is None else list(head.parameters()))
+
+    def task_loss(self, batch: Batch, task: TaskFormat) -> torch.Tensor:
+        """The shared loss: cross-entropy with label smoothing on the format's logits."""
+        logits = task.logits(self.model, batch, self.heads.get(task.name))
+        return F.cross_entropy(
+            logits,
+            batch.labels.to(logits.device),
+            label_smoothing=self.train_config.label_smoothing,
+        )
+
+    def classification_loss(
+        self, image: torch.Tensor, text: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """The shared loss from normalised image and class embeddings, for methods that reuse
+        the embeddings in regularisers of their own (LwF, ZSCL, MulKI)."""
+        logits = logit_scale(self.model) * image @ text.T
+        return F.cross_entropy(
+            logits, labels.to(logits.device), label_smoothing=self.train_config.label_smoothing
+        )
+
+    def add_head(self, task: TaskFormat) -> None:
+        """Give ``task`` its own head if its format has one, initialised from the model as
+        it is now, under the task's context."""
+        head = task.make_head()
+        if head is not None:
+            with self.context(task):
+                task.init_head(self.model, head)
+            self.heads[task.name] = head
+
+    def eval_head(self, task: TaskFormat) -> nn.Module | None:
+        """The head ``task`` is evaluated with: its own if learned, else a fresh one
+        initialised from the model now (an untrained matching task has no other)."""
+        if task.name in self.heads:
+            return self.heads[task.name]
+        head = task.make_head()
+        if head is not None:
+            with self.context(task):
+                task.init_head(self.model, head)
+        return head
+
     def snapshot(self) -> nn.Module:
         """A frozen copy of the current model (a teacher, or the weights to interpolate)."""
         frozen = copy.deepcopy(self.model).eval()
@@ -200,9 +224,19 @@ class Method:
         return frozen
 
     def count_parameters(self) -> tuple[int, int]:
-        """(trainable on a task, total) parameter counts."""
+        """(trained on a task, total) parameter counts."""
         total = sum(p.numel() for p in self.model.parameters())
-        return sum(p.numel() for p in self.trainable_parameters()), total
+        return sum(p.numel() for p in self.model_parameters()), total
+
+
+def classification_only(method: Method, task: TaskFormat) -> ClassificationFormat:
+    """``task``, checked to be image classification (what most methods are defined for)."""
+    if not isinstance(task, ClassificationFormat):
+        raise ValueError(
+            f"{method.name} learns image classification tasks only; {task.name!r} is a "
+            f"{task.modality} task (atlas and finetune learn every format)"
+        )
+    return task
 
 
 METHODS: dict[str, type[Method]] = {}
@@ -238,3 +272,15 @@ def make_options(cls: type[Method], values: dict[str, Any] | None) -> Any:
             f"valid options: {', '.join(sorted(valid)) or 'none'}"
         )
     return cls.Options(**values)
+
+
+def build_method(
+    name: str,
+    model: nn.Module,
+    tokenizer,
+    train: TrainConfig | None = None,
+    options: dict[str, Any] | None = None,
+) -> Method:
+    """The registered method ``name`` on ``model``, with ``options`` checked by name."""
+    cls = get_method(name)
+    return cls(model, tokenizer, train, make_options(cls, options))

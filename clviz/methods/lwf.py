@@ -1,10 +1,11 @@
-"""LwF, Learning without Forgetting (Li & Hoiem, 2017), for CLIP as in ZSCL's MTIL baselines.
+"""LwF, Learning without Forgetting (Li & Hoiem, 2017), for CLIP.
 
 While learning task t, the model from before the task is a frozen teacher. On the current
 task's images, the student's logits over the classes of every *earlier* task are distilled
 towards the teacher's (tempered soft labels). No old data is stored: the old classes enter only
 through their names. Our choices, where the papers leave it open: one prompt per old class (its
-task's first template), the teacher's class embeddings fixed for the task, ``T = 2``, weight 1.
+task's first template), the teacher's class embeddings fixed for the task, ``T = 2``, weight 1;
+nothing is distilled on the first task.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
-from clviz.methods.base import Method, register_method
-from clviz.methods.distillation import distillation_loss
-from clviz.world.tasks import Task
-from clviz.zeroshot import class_embeddings, embed_images
+from clviz.core.clip import class_embeddings, embed_images
+from clviz.core.formats import Batch, TaskFormat, logit_scale
+from clviz.methods.base import Method, TaskState, classification_only, register_method
+from clviz.methods.distill import distillation_loss
 
 
 @dataclass
@@ -25,35 +27,57 @@ class LwFOptions:
     temperature: float = 2.0
 
 
+@dataclass
+class LwFState(TaskState):
+    teacher: nn.Module | None = None  # the model from before the task (None on the first)
+    old_tokens: torch.Tensor | None = None  # one prompt per class of every earlier task
+    teacher_text: torch.Tensor | None = None  # the teacher's embeddings of those prompts
+
+
 @register_method
 class LwF(Method):
     name = "lwf"
     summary = "distil the previous model's predictions over old classes on new images"
     Options = LwFOptions
 
-    def begin_task(self, task: Task, index: int) -> None:
-        self._teacher = None
-        if not self.learned:
-            return
-        prompts = [t.templates[0].format(c) for t in self.learned for c in t.classnames]
-        self._old_tokens = self.tokenizer(prompts)
-        self._teacher = self.snapshot()
-        with torch.no_grad():
-            self._teacher_text = class_embeddings(self._teacher, self._old_tokens, len(prompts))
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.old_prompts: list[str] = []  # one prompt per class of every task learned so far
 
-    def loss(self, images: torch.Tensor, labels: torch.Tensor, task: Task) -> torch.Tensor:
-        image = self.encode_images(images)
-        loss = self.task_loss(image, labels, task)
-        if self._teacher is None:
+    def begin_task(self, task: TaskFormat, index: int) -> LwFState:
+        state = LwFState(classification_only(self, task), index)
+        if self.old_prompts:
+            state.old_tokens = self.tokenizer(self.old_prompts)
+            state.teacher = self.snapshot()
+            with torch.no_grad():
+                state.teacher_text = class_embeddings(
+                    state.teacher, state.old_tokens, len(self.old_prompts)
+                )
+        return state
+
+    def loss(self, batch: Batch, state: LwFState) -> torch.Tensor:
+        image = embed_images(self.model, batch.images)
+        loss = self.classification_loss(image, state.task.text_side(self.model), batch.labels)
+        if state.teacher is None:
             return loss
-        scale = self.model.logit_scale.exp().detach()
+        scale = logit_scale(self.model)
         with torch.no_grad():
-            teacher_logits = scale * embed_images(self._teacher, images) @ self._teacher_text.T
-        student_text = class_embeddings(self.model, self._old_tokens, len(self._old_tokens))
+            teacher_logits = (
+                scale * embed_images(state.teacher, batch.images) @ state.teacher_text.T
+            )
+        student_text = class_embeddings(self.model, state.old_tokens, len(state.old_tokens))
         student_logits = scale * image @ student_text.T
         return loss + self.options.weight * distillation_loss(
             teacher_logits, student_logits, self.options.temperature
         )
 
-    def end_task(self, task: Task, index: int) -> None:
-        self._teacher = None
+    def end_task(self, state: LwFState) -> None:
+        task = state.task
+        self.old_prompts += [task.templates[0].format(c) for c in task.classnames]
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "old_prompts": list(self.old_prompts)}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.old_prompts = list(state["old_prompts"])

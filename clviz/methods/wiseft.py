@@ -11,13 +11,19 @@ from dataclasses import dataclass
 
 import torch
 
-from clviz.methods.base import Method, register_method
-from clviz.world.tasks import Task
+from clviz.core.formats import TaskFormat
+from clviz.methods.base import Method, TaskState, register_method
+from clviz.methods.weights import interpolate_, state_copy
 
 
 @dataclass
 class WiseFTOptions:
     alpha: float = 0.5  # weight of the freshly fine-tuned model
+
+
+@dataclass
+class WiseFTState(TaskState):
+    before: dict[str, torch.Tensor]  # the weights at the start of the task
 
 
 @register_method
@@ -26,14 +32,9 @@ class WiseFT(Method):
     summary = "fine-tune, then average weights with the model from before the task"
     Options = WiseFTOptions
 
-    def begin_task(self, task: Task, index: int) -> None:
-        self._before = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+    def begin_task(self, task: TaskFormat, index: int) -> WiseFTState:
+        self.add_head(task)
+        return WiseFTState(task, index, state_copy(self.model.state_dict()))
 
-    @torch.no_grad()
-    def end_task(self, task: Task, index: int) -> None:
-        a = self.options.alpha
-        state = self.model.state_dict()
-        for key, before in self._before.items():
-            if state[key].is_floating_point():
-                state[key].copy_((1 - a) * before + a * state[key])
-        del self._before
+    def end_task(self, state: WiseFTState) -> None:
+        interpolate_(self.model.state_dict(), state.before, self.options.alpha)

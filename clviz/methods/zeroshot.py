@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from torch import nn
+from collections.abc import Iterator
 
-from clviz.methods.base import Method, register_method
+from clviz.methods.base import Method, Stage, TaskState, register_method
 
 
 @register_method
@@ -12,5 +12,8 @@ class ZeroShot(Method):
     name = "zero-shot"
     summary = "the pretrained backbone, never trained"
 
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return []
+    def stages(self, state: TaskState) -> Iterator[Stage]:
+        return iter(())
+
+    def count_parameters(self) -> tuple[int, int]:
+        return 0, sum(p.numel() for p in self.model.parameters())

@@ -21,12 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
-from clviz.methods.base import Method, register_method
-from clviz.methods.distillation import distillation_loss
+from clviz.core.clip import embed_images
+from clviz.core.formats import Batch, TaskFormat, logit_scale
+from clviz.methods.base import Method, TaskState, classification_only, register_method
+from clviz.methods.distill import distillation_loss
+from clviz.methods.weights import WeightAverage
 from clviz.world.corpus import make_corpus
-from clviz.world.tasks import Task
-from clviz.zeroshot import embed_images
 
 REFERENCE_SEED = 7919  # the reference set is drawn apart from the pretraining corpus (seed 0)
 
@@ -43,6 +45,13 @@ class ZSCLOptions:
     we_every: int = 10  # weight-ensemble period in steps; 0 disables the ensemble
 
 
+@dataclass
+class ZSCLState(TaskState):
+    start: list[torch.Tensor]  # the weights at the start of the task (the L2 anchor)
+    ensemble: WeightAverage  # the weight ensemble of the task so far
+    reference_draws: torch.Generator  # which reference images each step distils on
+
+
 @register_method
 class ZSCL(Method):
     name = "zscl"
@@ -52,58 +61,54 @@ class ZSCL(Method):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         o = self.options
-        self._initial = self.snapshot()
+        self.initial = self.snapshot()  # the teacher: the pretrained model, frozen
         images, captions = make_corpus(
             max(o.reference_images, o.reference_texts), REFERENCE_SEED, progress=False
         )
-        self._ref_images = images[: o.reference_images]
+        self.reference_images = images[: o.reference_images]
         unique = list(dict.fromkeys(captions))[: o.reference_texts]
         with torch.no_grad():
             tokens = self.tokenizer(unique).to(next(self.model.parameters()).device)
-            self._ref_text = torch.nn.functional.normalize(
-                self._initial.encode_text(tokens), dim=-1
-            )
+            self.reference_text = F.normalize(self.initial.encode_text(tokens), dim=-1)
 
-    def begin_task(self, task: Task, index: int) -> None:
-        self._start = [p.detach().clone() for p in self.trainable_parameters()]
-        self._ensemble = [p.detach().clone() for p in self.trainable_parameters()]
-        self._ensembled = 0
-        self._ref_generator = torch.Generator().manual_seed(REFERENCE_SEED + index)
-
-    def loss(self, images: torch.Tensor, labels: torch.Tensor, task: Task) -> torch.Tensor:
-        o = self.options
-        loss = self.task_loss(self.encode_images(images), labels, task)
-        idx = torch.randint(
-            len(self._ref_images), (o.reference_batch,), generator=self._ref_generator
+    def begin_task(self, task: TaskFormat, index: int) -> ZSCLState:
+        params = self.model_parameters()
+        return ZSCLState(
+            classification_only(self, task),
+            index,
+            start=[p.detach().clone() for p in params],
+            ensemble=WeightAverage(params),
+            reference_draws=torch.Generator().manual_seed(REFERENCE_SEED + index),
         )
-        ref = self._ref_images[idx]
-        scale = self.model.logit_scale.exp().detach()
+
+    def loss(self, batch: Batch, state: ZSCLState) -> torch.Tensor:
+        o = self.options
+        image = embed_images(self.model, batch.images)
+        loss = self.classification_loss(image, state.task.text_side(self.model), batch.labels)
+        idx = torch.randint(
+            len(self.reference_images), (o.reference_batch,), generator=state.reference_draws
+        )
+        ref = self.reference_images[idx]
+        scale = logit_scale(self.model)
         with torch.no_grad():
-            teacher = scale * embed_images(self._initial, ref) @ self._ref_text.T
-        student = scale * self.encode_images(ref) @ self._ref_text.T
+            teacher = scale * embed_images(self.initial, ref) @ self.reference_text.T
+        student = scale * embed_images(self.model, ref) @ self.reference_text.T
         if o.image_loss:
             loss = loss + o.image_loss * distillation_loss(teacher, student, o.temperature)
         if o.text_loss:
             loss = loss + o.text_loss * distillation_loss(teacher.T, student.T, o.temperature)
         if o.l2:
-            params = self.trainable_parameters()
+            params = self.model_parameters()
             loss = loss + o.l2 * sum(
-                ((p - s) ** 2).sum() for p, s in zip(params, self._start, strict=True)
+                ((p - s) ** 2).sum() for p, s in zip(params, state.start, strict=True)
             )
         return loss
 
-    @torch.no_grad()
-    def after_step(self, step: int) -> None:
+    def after_step(self, state: ZSCLState, step: int) -> None:
         every = self.options.we_every
         if every and step % every == 0:
-            self._ensembled += 1
-            w = 1.0 / self._ensembled
-            for avg, p in zip(self._ensemble, self.trainable_parameters(), strict=True):
-                avg.mul_(1 - w).add_(p.detach(), alpha=w)
+            state.ensemble.fold(self.model_parameters())
 
-    @torch.no_grad()
-    def end_task(self, task: Task, index: int) -> None:
-        if self.options.we_every and self._ensembled:
-            for p, avg in zip(self.trainable_parameters(), self._ensemble, strict=True):
-                p.copy_(avg)
-        del self._start, self._ensemble
+    def end_task(self, state: ZSCLState) -> None:
+        if self.options.we_every:
+            state.ensemble.copy_to(self.model_parameters())

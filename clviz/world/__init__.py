@@ -4,11 +4,10 @@ Everything is drawn on the fly from a seed; nothing is downloaded. See :func:`ge
 """
 
 from clviz.world.corpus import make_corpus
-from clviz.world.multimodal import PairTask, list_pair_families, make_pair_task
+from clviz.world.multimodal import list_pair_families, make_pair_task
 from clviz.world.sources import OPENMOJI_CREDIT
 from clviz.world.tasks import (
     STREAMS,
-    Task,
     few_shot,
     get_stream,
     list_streams,
@@ -19,8 +18,6 @@ from clviz.world.tasks import (
 __all__ = [
     "OPENMOJI_CREDIT",
     "STREAMS",
-    "PairTask",
-    "Task",
     "few_shot",
     "get_stream",
     "list_pair_families",

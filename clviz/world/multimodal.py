@@ -13,45 +13,22 @@
 - ``howmany``: text-only classification. A sentence about some shapes; the label is how many
   (one to five), classified against the number words.
 
-All come as a :class:`PairTask` with a text per example (and images where the task has
-them), deterministic from a seed like the classification tasks.
+All come as a :class:`~clviz.core.task.PairTask` with a text per example (and images where the
+task has them), deterministic from a seed like the classification tasks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import torch
 
+from clviz.core.task import PairTask
 from clviz.world import render as R
 from clviz.world import sources as S
 from clviz.world.corpus import NUMBER_WORDS
 from clviz.world.seeding import balanced_labels, image_tensor, rng_for
-
-
-@dataclass(frozen=True, eq=False)
-class PairTask:
-    """Examples made of an optional image and a text, each with a label among ``labelnames``."""
-
-    name: str
-    kind: str  # "matching" | "vqa" | "topics" | "entailment" | "howmany"
-    labelnames: tuple[str, ...]
-    train_texts: tuple[str, ...] = field(repr=False)
-    train_labels: torch.Tensor = field(repr=False)
-    test_texts: tuple[str, ...] = field(repr=False)
-    test_labels: torch.Tensor = field(repr=False)
-    train_images: torch.Tensor | None = field(default=None, repr=False)
-    test_images: torch.Tensor | None = field(default=None, repr=False)
-
-    @property
-    def multimodal(self) -> bool:
-        return self.train_images is not None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labelnames)
 
 
 def _shapes_scene(

@@ -1,26 +1,27 @@
 """Tasks and task streams of the embedded world, built deterministically from a seed.
 
-A :class:`Task` is one dataset of a continual-learning stream: class names, prompt templates
-and uint8 image tensors for a train and a test split. A stream is an ordered tuple of tasks,
-like MTIL's eleven datasets. Every image is drawn from a generator seeded by
-``(seed, task name, split)``, so a task is the same whichever stream or order it appears in.
+A task (:class:`clviz.core.task.Task`) is one dataset of a continual-learning stream: class
+names, prompt templates and uint8 image tensors for a train and a test split. A stream is an
+ordered tuple of tasks, like MTIL's eleven datasets. Every image is drawn from a generator
+seeded by ``(seed, task name, split)``, so a task is the same whichever stream or order it
+appears in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 
+from clviz.core.task import FEW_SHOT_K, Task
 from clviz.world.domains import DOMAINS, Domain
 from clviz.world.seeding import balanced_labels, image_tensor, rng_for
 
-DEFAULT_IMAGE_SIZE = 32
+WORLD_IMAGE_SIZE = 32  # pixels of the world's images (the tiny CLIP's input)
 DEFAULT_TRAIN_PER_CLASS = 64
 DEFAULT_TEST_PER_CLASS = 40
-FEW_SHOT_K = 5
 
 # The default stream mixes real drawings and procedural domains, as MTIL mixes datasets.
 DEFAULT_ORDER = (
@@ -34,7 +35,7 @@ DEFAULT_ORDER = (
     "colors",
 )
 # A second order, like MTIL's order II: the same tasks, shuffled once and fixed.
-ORDER_II = (
+DEFAULT_ORDER_II = (
     "letters",
     "colors",
     "emoji-food",
@@ -57,7 +58,9 @@ class StreamSpec:
 
 STREAMS: dict[str, StreamSpec] = {
     "default": StreamSpec(DEFAULT_ORDER, description="8 domain-shifted tasks, MTIL-like"),
-    "default-ii": StreamSpec(ORDER_II, description="the default tasks in a second fixed order"),
+    "default-ii": StreamSpec(
+        DEFAULT_ORDER_II, description="the default tasks in a second fixed order"
+    ),
     "default-fewshot": StreamSpec(
         DEFAULT_ORDER,
         FEW_SHOT_K,
@@ -70,40 +73,6 @@ STREAMS: dict[str, StreamSpec] = {
         description="three small tasks for quick checks and tests",
     ),
 }
-
-
-@dataclass(frozen=True, eq=False)
-class Task:
-    """One classification task: names, prompts and images (uint8, N x 3 x H x W)."""
-
-    name: str
-    classnames: tuple[str, ...]
-    templates: tuple[str, ...]
-    train_images: torch.Tensor = field(repr=False)
-    train_labels: torch.Tensor = field(repr=False)
-    test_images: torch.Tensor = field(repr=False)
-    test_labels: torch.Tensor = field(repr=False)
-    source: str = ""
-    description: str = ""
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classnames)
-
-    @property
-    def chance(self) -> float:
-        """Accuracy of guessing, in percent."""
-        return 100.0 / self.num_classes
-
-    def prompts(self, label: int) -> list[str]:
-        """Every template filled with the class name of ``label``."""
-        return [t.format(self.classnames[label]) for t in self.templates]
-
-    def __repr__(self) -> str:
-        return (
-            f"Task({self.name!r}, {self.num_classes} classes, {len(self.train_labels)} train / "
-            f"{len(self.test_labels)} test images of {tuple(self.train_images.shape[-2:])} px)"
-        )
 
 
 def _unknown(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> ValueError:
@@ -130,7 +99,7 @@ def draw_split(domain: Domain, split: str, per_class: int, seed: int, size: int)
 def make_task(
     name: str,
     seed: int = 0,
-    image_size: int = DEFAULT_IMAGE_SIZE,
+    image_size: int = WORLD_IMAGE_SIZE,
     train_per_class: int = DEFAULT_TRAIN_PER_CLASS,
     test_per_class: int = DEFAULT_TEST_PER_CLASS,
 ) -> Task:
@@ -179,7 +148,7 @@ def stream_spec(name: str) -> StreamSpec:
 def get_stream(
     name: str = "default",
     seed: int = 0,
-    image_size: int = DEFAULT_IMAGE_SIZE,
+    image_size: int = WORLD_IMAGE_SIZE,
     train_per_class: int | None = None,
 ) -> tuple[Task, ...]:
     """The tasks of stream ``name`` in order. ``train_per_class`` overrides the stream's own."""

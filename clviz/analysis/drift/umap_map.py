@@ -1,0 +1,88 @@
+"""One 2-D map of probe features across checkpoints (and runs), so drift is seen as motion.
+
+We fit **one UMAP on the union** of every checkpoint's features (images and class texts
+together) rather than umap-learn's ``AlignedUMAP``. One map means one coordinate system: a point
+that moves between frames moved because its features moved, and runs can be compared in the
+same picture; ``AlignedUMAP`` fits a map per checkpoint tied together by a regulariser, so
+positions are only approximately comparable, and it is about ten times slower on these two
+cores (``docs/design.md``, "Measured installing and running"). Identical snapshots (every run
+starts from the same backbone) enter the fit once. The embedding is cached on disk under a hash
+of its inputs (:func:`clviz.core.store.memo`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clviz.analysis.drift.extract import FINAL
+from clviz.analysis.drift.store import DriftRecord
+from clviz.core.store import memo
+
+
+@dataclass
+class DriftMap:
+    """2-D coordinates per run and checkpoint: ``image[run][k]`` (N x 2), ``text[run][k]``."""
+
+    records: Mapping[str, DriftRecord]
+    image: dict[str, list[np.ndarray]]
+    text: dict[str, list[np.ndarray]]
+
+
+def _points(snapshot, layer: str) -> torch.Tensor:
+    return torch.cat([snapshot.image[layer], snapshot.text[layer]]).float()
+
+
+def _fit(points: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np.ndarray:
+    import umap  # imported here: numba compiles on first import (seconds)
+
+    reducer = umap.UMAP(
+        n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed, n_jobs=1
+    )
+    return reducer.fit_transform(points).astype(np.float32)
+
+
+def drift_map(
+    records: Mapping[str, DriftRecord],
+    layer: str = FINAL,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    n_neighbors: int = 15,
+    min_dist: float = 0.3,
+) -> DriftMap:
+    """Fit (or load from ``cache_dir``) one UMAP of ``layer`` over every run and checkpoint."""
+    unique: dict[bytes, int] = {}  # content hash of a snapshot -> block index
+    blocks: list[torch.Tensor] = []
+    where: dict[str, list[int]] = {}
+    for run, rec in records.items():
+        where[run] = []
+        for snap in rec.snapshots:
+            pts = _points(snap, layer)
+            key = hashlib.sha256(pts.numpy().tobytes()).digest()
+            if key not in unique:
+                unique[key] = len(blocks)
+                blocks.append(pts)
+            where[run].append(unique[key])
+    points = torch.cat(blocks).numpy()
+    digest = hashlib.sha256(points.tobytes())
+    digest.update(f"{layer}|{seed}|{n_neighbors}|{min_dist}".encode())
+
+    def fit() -> torch.Tensor:
+        return torch.from_numpy(_fit(points, seed, n_neighbors, min_dist))
+
+    if cache_dir is None:
+        coords = fit().numpy()
+    else:
+        coords = memo(Path(cache_dir) / f"umap-{digest.hexdigest()[:16]}.pt", fit).numpy()
+    starts = np.cumsum([0] + [len(b) for b in blocks])
+    image, text = {}, {}
+    for run, rec in records.items():
+        n = len(rec.task_ids)
+        image[run] = [coords[starts[b] : starts[b] + n] for b in where[run]]
+        text[run] = [coords[starts[b] + n : starts[b + 1]] for b in where[run]]
+    return DriftMap(records, image, text)

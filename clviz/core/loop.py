@@ -1,0 +1,242 @@
+"""The one loop: the only place a method is trained on a stream of tasks, task by task.
+
+:func:`learn_task` takes a method through one task (``begin_task``, its ``stages`` of AdamW
+steps on ``loss``, ``end_task``); :func:`run_stream` does it for every task of a stream, takes
+the :class:`~clviz.core.evaluation.Evaluation`'s row after each, tells the observers, and
+checkpoints into a :class:`~clviz.core.store.RunStore` so that an interrupted run resumes from
+the last finished task with the same numbers: each task's randomness is seeded from
+``(seed, task index)`` alone. The engine, not the method, knows which tasks are learned.
+
+Observers (:class:`Observer`) watch a run without changing it: the drift probe's features at
+every checkpoint, a close look inside one task, a progress display.
+"""
+
+from __future__ import annotations
+
+import functools
+import resource
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from tqdm.auto import tqdm
+
+from clviz.core import distributed
+from clviz.core.evaluation import Evaluation, EveryTask
+from clviz.core.formats import PairTask, Task, TaskFormat, make_format
+from clviz.core.result import RunResult, StageStats, TaskStats
+
+if TYPE_CHECKING:
+    from clviz.core.store import RunStore
+    from clviz.methods.base import Method, Stage, TaskState
+
+
+def task_seed(seed: int, index: int) -> int:
+    """The seed of the ``index``-th task's training randomness: independent of what ran before."""
+    return seed * 1_000_003 + index
+
+
+class Observer:
+    """Watches a run through :func:`run_stream` (every hook is optional). Whatever an observer
+    must keep across an interruption goes into ``state_dict`` (saved with each checkpoint)."""
+
+    key = "observer"  # where its state is kept in a checkpoint
+
+    def on_stream_start(self, method: Method, tasks: Sequence[TaskFormat]) -> None:
+        """Before the first task (not called again when a run resumes)."""
+
+    def on_task_start(self, method: Method, state: TaskState) -> None:
+        """After ``begin_task``, before any training step."""
+
+    def on_task_trained(self, method: Method, state: TaskState) -> None:
+        """After the last training step, before ``end_task``."""
+
+    def on_task_end(self, method: Method, index: int, row: list[float]) -> None:
+        """After ``end_task`` and the evaluation of task ``index`` (before its checkpoint)."""
+
+    def on_stream_end(self, result: RunResult, store: RunStore | None) -> None:
+        """After the last task; ``store`` (when given) is where the run lives."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def optimize(
+    method: Method, state: TaskState, stage: Stage, generator: torch.Generator, progress: bool
+) -> StageStats:
+    """``stage.steps`` AdamW steps, each on ``batch_size`` training examples drawn with
+    replacement by ``generator``, of ``method.loss`` under the task's context."""
+    task, train = state.task, method.train_config
+    model = method.model
+    optimizer = torch.optim.AdamW(
+        stage.params, lr=stage.lr, weight_decay=train.weight_decay, fused=True
+    )
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        with method.context(task):
+            return method.loss(task.batch("train", idx), state)
+
+    n = task.size("train")
+    model.train()
+    run = distributed.data_parallel(model)  # plain call in a single process
+    losses = []
+    bar = tqdm(
+        range(stage.steps),
+        desc=f"{method.name} · {task.name}" + (f" · {stage.name}" if stage.name != "train" else ""),
+        disable=not progress or not distributed.is_main(),
+        leave=False,
+    )
+    for step in bar:
+        idx = torch.randint(n, (min(train.batch_size, n),), generator=generator)
+        mine = distributed.shard(idx)  # every process draws the same batch, takes its slice
+        loss = run(functools.partial(batch_loss, mine))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        method.after_step(state, step)
+        losses.append(loss.item())
+    model.eval()
+    tail = losses[-10:]
+    return StageStats(stage.name, len(losses), losses[0], sum(tail) / len(tail))
+
+
+def learn_task(
+    method: Method,
+    task: Task | PairTask | TaskFormat,
+    index: int = 0,
+    *,
+    seed: int = 0,
+    observers: Sequence[Observer] = (),
+    progress: bool = True,
+) -> TaskStats:
+    """Take ``method`` through one task: begin, train every stage, end. ``seed`` seeds the
+    task's randomness (the global generator and the batch draws); returns how training went."""
+    task = make_format(task, method.tokenizer)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    state = method.begin_task(task, index)
+    for observer in observers:
+        observer.on_task_start(method, state)
+    stages = [
+        optimize(method, state, stage, generator, progress)
+        for stage in method.stages(state)
+        if stage.steps and stage.params
+    ]
+    for observer in observers:
+        observer.on_task_trained(method, state)
+    method.end_task(state)
+    return TaskStats(stages)
+
+
+def run_stream(
+    method: Method,
+    tasks: Sequence[Task | PairTask | TaskFormat],
+    evaluation: Evaluation | None = None,
+    *,
+    seed: int = 0,
+    observers: Sequence[Observer] = (),
+    store: RunStore | None = None,
+    zero_shot: list[float | None] | None = None,
+    stream: str = "",
+    config: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Learn ``tasks`` in order with ``method``; evaluate after each; return the result.
+
+    Args:
+        evaluation: what is measured after each task (default: accuracy on every task).
+        seed: task ``i`` is seeded with :func:`task_seed` ``(seed, i)``.
+        observers: watch the run (drift features, a close look at one task...).
+        store: checkpoint after every task into it, resume from it, and save the result in
+            it at the end (the caller checks ``store.finished()`` first).
+        zero_shot: the untouched backbone under ``evaluation`` if already known (a cached
+            row); otherwise measured on ``method`` before its first task, which every method
+            starts as (adapters inactive, nothing trained).
+        stream, config, extra: recorded in the result (``extra``: what a protocol adds).
+    """
+    distributed.init()  # under torchrun: join the process group (data-parallel training)
+    tasks = [make_format(t, method.tokenizer) for t in tasks]
+    evaluation = evaluation if evaluation is not None else EveryTask(tasks)
+    saved = store.checkpoint() if store is not None else None
+    if saved is not None:
+        method.load_state_dict(saved["method"])
+        for observer in observers:
+            observer.load_state_dict(saved["observers"][observer.key])
+        rows, task_stats = saved["rows"], saved["task_stats"]
+        seconds, zero_shot = saved["seconds"], saved["zero_shot"]
+    else:
+        rows, task_stats, seconds = [], [], 0.0
+        if zero_shot is None:
+            zero_shot = evaluation.reference(method)
+        for observer in observers:
+            observer.on_stream_start(method, tasks)
+
+    bar = tqdm(
+        total=len(tasks),
+        initial=len(rows),
+        desc=f"{method.name}" + (f" on {stream}" if stream else ""),
+        disable=not progress or not distributed.is_main(),
+    )
+    for index in range(len(rows), len(tasks)):
+        started = time.perf_counter()
+        stats = learn_task(
+            method,
+            tasks[index],
+            index,
+            seed=task_seed(seed, index),
+            observers=observers,
+            progress=progress,
+        )
+        row = evaluation.row(method, index)
+        rows.append(row)
+        task_stats.append(stats)
+        for observer in observers:
+            observer.on_task_end(method, index, row)
+        seconds += time.perf_counter() - started
+        if store is not None and distributed.is_main():
+            store.save_checkpoint(
+                {
+                    "rows": rows,
+                    "task_stats": task_stats,
+                    "seconds": seconds,
+                    "zero_shot": zero_shot,
+                    "method": method.state_dict(),
+                    "observers": {o.key: o.state_dict() for o in observers},
+                }
+            )
+        bar.update(1)
+        bar.set_postfix(task=tasks[index].name, acc=f"{row[min(index, len(row) - 1)]:.1f}")
+    bar.close()
+
+    trainable, total = method.count_parameters()
+    result = RunResult(
+        method=method.name,
+        tasks=[t.name for t in tasks],
+        matrix=rows,
+        columns=list(evaluation.columns),
+        zero_shot=list(zero_shot),
+        protocol=evaluation.protocol,
+        stream=stream,
+        seed=seed,
+        task_stats=task_stats,
+        trainable_params=trainable,
+        total_params=total,
+        seconds=round(seconds, 2),
+        peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        record=method.record(tasks),
+        config=dict(config or {}),
+        extra=dict(extra or {}),
+    )
+    if store is not None and distributed.is_main():
+        for observer in observers:
+            observer.on_stream_end(result, store)
+        store.save(result)
+    else:
+        for observer in observers:
+            observer.on_stream_end(result, None)
+    return result

@@ -1,0 +1,251 @@
+"""ATLAS (Li et al., arXiv 2410.10923; reference code lihong2303/ATLAS on ViLT), on CLIP.
+
+The backbone is frozen (both towers, the logit scale too). Every block of both towers gets two
+ATLAS sites (:mod:`clviz.methods.atlas.site`). Each new task ``t`` is learned in two stages:
+
+1. *Experience-based learning* (skipped while no adapter exists, i.e. for the first task): only
+   the old adapters are present, frozen; the task's query set over them (started from the
+   newest task's set) and its head train, the queries with ``query_lr_scale`` (100, as in the
+   reference) times the learning rate, plus ``ortho_weight`` (0.1) x the orthogonality penalty
+   ``mean((Q Q^T - I)^2)`` of the task's queries, summed over every site.
+2. *Novel knowledge expansion*: a new adapter with its key and the task's query for it is added
+   at every site; those and the head train at the plain learning rate, everything from stage 1
+   is frozen, and the penalty covers the task's queries and all keys.
+
+One query set is stored per task. A learned task is evaluated with its own query set; a task
+not learned yet with the newest one (as ``moe-adapters-taskid`` routes unseen tasks with the
+newest router). ``stages`` runs "both" (default), "stage1" only (no new adapter; a learner
+without any adapter still adds one, as there is nothing to reuse) or "stage2" only (the old
+adapters keep the newest task's queries, frozen) for the ablations.
+
+Budgets (our choice): stage 2 gets ``TrainConfig.steps`` (the budget every other method has to
+learn a task), stage 1 half of it unless ``stage1_steps`` is set, so the first task takes 100
+steps and every later one 150. A classification task's head is its class prompts through the
+adapted text tower, no extra weights; a matching or entailment task adds a 3-parameter-per-
+class :class:`~clviz.core.formats.ScoreHead`. ATLAS learns every task format, so the mixed
+multi-modal streams of the ATLAS protocol use this very class through the same loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from clviz.core.formats import Batch, TaskFormat
+from clviz.core.result import MethodRecord, register_record
+from clviz.methods.atlas.site import AtlasSite, attach_atlas, recording_alphas, site_info
+from clviz.methods.base import Method, Stage, TaskState, register_method
+from clviz.methods.sites import use_task
+
+STAGES = ("both", "stage1", "stage2")
+
+
+@dataclass
+class AtlasOptions:
+    """ATLAS's hyper-parameters. ``stage1_steps`` None: half of ``TrainConfig.steps``;
+    ``stage2_steps`` None: ``TrainConfig.steps``. The bottleneck is width / 8 on the tiny CLIP
+    (the reference: 48 of 768, width / 16)."""
+
+    bottleneck: int = 16
+    lr: float = 1e-3
+    query_lr_scale: float = 100.0
+    ortho_weight: float = 0.1
+    stage1_steps: int | None = None
+    stage2_steps: int | None = None
+    stages: str = "both"
+
+    def __post_init__(self) -> None:
+        if self.stages not in STAGES:
+            raise ValueError(f"stages must be one of {', '.join(STAGES)}, got {self.stages!r}")
+
+
+@register_record
+@dataclass
+class AlphaRecord(MethodRecord):
+    """Alphas per task, site and adapter; who added each adapter; which stages each task ran;
+    the share of each task's alpha that went to old adapters (experience)."""
+
+    kind = "atlas"
+    query_sets: list[str]
+    adapter_owner: list[str]
+    stages: dict[str, list[int]]
+    sites: dict[str, list[Any]]  # site name -> [tower, layer, slot]
+    alphas: dict[str, dict[str, list[float] | None]]
+    experience_share: dict[str, float | None]
+
+
+@dataclass
+class AtlasState(TaskState):
+    query_set: int  # the task's query set in every site
+    stages: list[int]  # the stages it runs (1: experience, 2: a new adapter)
+    stage: int = 0  # the stage being trained
+
+
+@register_method
+class Atlas(Method):
+    name = "atlas"
+    summary = "two-stage adapters: reuse old adapters by per-task queries, then add a new one"
+    Options = AtlasOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sites: dict[str, AtlasSite] = attach_atlas(self.model, self.options.bottleneck)
+        self.query_sets: list[str] = []  # the task of each query set, in order
+        self.adapter_owner: list[str] = []  # the task that added adapter j
+        self.alphas: dict[str, dict[str, list[float] | None]] = {}  # per task, on its test data
+        self.stages_run: dict[str, list[int]] = {}
+
+    @property
+    def num_adapters(self) -> int:
+        return len(self.adapter_owner)
+
+    def query_index(self, task: TaskFormat) -> int | None:
+        """The query set of ``task`` if it has one, else the newest (None: none yet)."""
+        if task.name in self.query_sets:
+            return self.query_sets.index(task.name)
+        return len(self.query_sets) - 1 if self.query_sets else None
+
+    def stage_steps(self, stage: int, index: int) -> int:
+        o, base = self.options, self.train_config.steps_for(index)
+        if stage == 1:
+            return base // 2 if o.stage1_steps is None else o.stage1_steps
+        return base if o.stage2_steps is None else o.stage2_steps
+
+    def stages_for_next(self) -> list[int]:
+        """The stages the next task runs: stage 1 needs adapters to reuse."""
+        if not self.num_adapters:
+            return [2]
+        return {"both": [1, 2], "stage1": [1], "stage2": [2]}[self.options.stages]
+
+    # ------------------------------------------------------------------ learning a task
+    def begin_task(self, task: TaskFormat, index: int) -> AtlasState:
+        """A query set for the task (copied from the newest) and its head."""
+        if task.name in self.query_sets:
+            raise ValueError(f"task {task.name!r} was already learned; names must be unique")
+        newest = len(self.query_sets) - 1 if self.query_sets else None
+        (query_set,) = {site.add_task(newest) for site in self.sites.values()}
+        self.query_sets.append(task.name)
+        self.add_head(task)
+        return AtlasState(task, index, query_set, self.stages_for_next())
+
+    def stage_parameters(self, stage: int, state: AtlasState) -> list[dict[str, Any]]:
+        """Freeze everything, then unfreeze what ``stage`` trains; returns param groups."""
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        head = self.heads.get(state.task.name)
+        head_params = list(head.parameters()) if head is not None else []
+        if stage == 1:
+            queries = [site.exp_queries[state.query_set] for site in self.sites.values()]
+            groups = [{"params": queries, "lr": self.options.lr * self.options.query_lr_scale}]
+        else:
+            new = []
+            for site in self.sites.values():
+                new += [*site.adapters[-1].parameters(), site.keys[-1]]
+                new.append(site.new_queries[state.query_set])
+            groups = [{"params": new, "lr": self.options.lr}]
+        if head_params:
+            groups.append({"params": head_params, "lr": self.options.lr})
+        for g in groups:
+            for p in g["params"]:
+                p.requires_grad_(True)
+        return groups
+
+    def stages(self, state: AtlasState) -> Iterator[Stage]:
+        for stage in state.stages:
+            state.stage = stage
+            if stage == 2:  # novel knowledge: the task's own adapter, key and query
+                for site in self.sites.values():
+                    site.add_adapter(state.query_set)
+                self.adapter_owner.append(state.task.name)
+            yield Stage(
+                self.stage_parameters(stage, state),
+                self.options.lr,
+                self.stage_steps(stage, state.index),
+                name=f"stage {stage}",
+            )
+
+    def ortho_loss(self, state: AtlasState, keys: bool) -> torch.Tensor:
+        """The summed orthogonality penalty of every site (unweighted)."""
+        return sum(site.ortho_loss(state.query_set, keys) for site in self.sites.values())
+
+    def loss(self, batch: Batch, state: AtlasState) -> torch.Tensor:
+        """Cross-entropy (with the suite's label smoothing) plus the weighted penalty; the
+        penalty covers the keys once the task has its own adapter (stage 2)."""
+        penalty = self.ortho_loss(state, keys=state.stage == 2)
+        return self.task_loss(batch, state.task) + self.options.ortho_weight * penalty
+
+    def end_task(self, state: AtlasState) -> None:
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.stages_run[state.task.name] = state.stages
+        self.model.eval()
+        self.alphas[state.task.name] = self.measure_alphas(state.task)
+
+    # ------------------------------------------------------------------ evaluation
+    def context(self, task: TaskFormat) -> AbstractContextManager:
+        """Every site with ``task``'s query set (the newest for a task without one)."""
+        return use_task(self.sites.values(), self.query_index(task))
+
+    @torch.no_grad()
+    def measure_alphas(self, task: TaskFormat) -> dict[str, list[float] | None]:
+        """Mean alpha per site and adapter over ``task``'s test examples (its query set)."""
+        with recording_alphas(self.sites) as alphas:
+            predict = self.predictor(task)  # the class or label texts pass the sites here
+            for batch in task.batches("test", 256):
+                predict(batch)
+        return alphas
+
+    def experience_share(self, name: str) -> float | None:
+        """Share of the summed alpha that goes to old adapters (experience) rather than the
+        task's own new adapter, averaged over the sites its data passed; our summary."""
+        alphas = self.alphas.get(name)
+        if not alphas:
+            return None
+        owns = name in self.adapter_owner
+        shares = []
+        for a in alphas.values():
+            if a:
+                total = sum(a)
+                shares.append(1.0 - (a[-1] / total if owns else 0.0) if total > 0 else 0.0)
+        return round(sum(shares) / len(shares), 5) if shares else None
+
+    def record(self, tasks: Sequence[TaskFormat] = ()) -> AlphaRecord:
+        return AlphaRecord(
+            query_sets=list(self.query_sets),
+            adapter_owner=list(self.adapter_owner),
+            stages=dict(self.stages_run),
+            sites={name: list(site_info(name)) for name in self.sites},
+            alphas=dict(self.alphas),
+            experience_share={n: self.experience_share(n) for n in self.alphas},
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "structure": {n: s.structure() for n, s in self.sites.items()},
+            "query_sets": list(self.query_sets),
+            "adapter_owner": list(self.adapter_owner),
+            "alphas": self.alphas,
+            "stages_run": self.stages_run,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, structure in state["structure"].items():
+            self.sites[name].rebuild(structure)
+        super().load_state_dict(state)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.query_sets = list(state["query_sets"])
+        self.adapter_owner = list(state["adapter_owner"])
+        self.alphas, self.stages_run = state["alphas"], state["stages_run"]
+
+    def count_parameters(self) -> tuple[int, int]:
+        """(adapters, keys, every task's queries and heads so far; total)."""
+        own = sum(p.numel() for s in self.sites.values() for p in s.parameters())
+        own += sum(p.numel() for h in self.heads.values() for p in h.parameters())
+        return own, sum(p.numel() for p in self.model.parameters())

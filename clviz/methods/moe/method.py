@@ -1,0 +1,316 @@
+"""MoE-Adapters (Yu et al., CVPR 2024; reference code JiazuoYu/MoE-Adapters4CL).
+
+The backbone is frozen (both towers and the logit scale). Every residual block of both towers
+gets a pool of expert adapters and one router per task (:mod:`clviz.methods.moe.layer`). While
+task t trains, only router t and the experts not yet frozen learn; the selection counts of each
+layer are kept, and after the task its ``freeze_per_task`` most-selected experts join the
+layer's frozen set (activate-freeze). Frozen experts stay selectable by later routers: that is
+how knowledge is reused.
+
+``moe-adapters-taskid`` is told which task an image comes from (an oracle). A task not learned
+yet has no router of its own; it is routed with the newest router, as the reference does
+without its auto-selector. ``moe-adapters`` adds the DDAS auto-selector
+(:mod:`clviz.methods.moe.ddas`), which picks each test image's router, or sends it to the
+untouched backbone when it looks unfamiliar.
+
+Our defaults for the embedded stream: 16 experts (two per task of the 8-task stream, as the
+reference's 22 for 11 tasks), bottleneck 64, top-2, learning rate 1e-3; the load-balancing loss
+is computed but, as in the reference, not added unless ``balance_loss`` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from clviz.core import distributed
+from clviz.core.clip import class_embeddings, image_features
+from clviz.core.formats import Batch, TaskFormat
+from clviz.core.result import MethodRecord, register_record
+from clviz.methods.base import Method, TaskState, classification_only, register_method
+from clviz.methods.feature_cache import FeatureCache
+from clviz.methods.moe.ddas import DDAS, TaskAutoencoder, selection_confusion
+from clviz.methods.moe.layer import attach_moe_adapters
+from clviz.methods.sites import use_task
+
+
+@dataclass
+class MoEOptions:
+    experts: int = 16
+    bottleneck: int = 64
+    top_k: int = 2
+    freeze_per_task: int = 2
+    lr: float = 1e-3
+    balance_loss: bool = False
+
+
+@register_record
+@dataclass
+class RoutingRecord(MethodRecord):
+    """Selection counts of every expert of every layer while each task trained (layer name ->
+    counts), and each layer's frozen experts after each task."""
+
+    kind = "moe"
+    selections: list[dict[str, list[int]]]
+    frozen_history: list[dict[str, list[int]]]
+
+
+@dataclass
+class MoEState(TaskState):
+    router: int  # the task's router in every layer
+
+
+@register_method
+class MoEAdaptersTaskId(Method):
+    name = "moe-adapters-taskid"
+    summary = "MoE adapters with per-task routers and activate-freeze, told the task id"
+    Options = MoEOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        o = self.options
+        self.layers = attach_moe_adapters(self.model, o.experts, o.bottleneck, o.top_k)
+        self.routers: list[str] = []  # the task of each router, in order
+        self.frozen: dict[str, set[int]] = {name: set() for name in self.layers}
+        self.selections: list[dict[str, list[int]]] = []  # counts per learned task and layer
+        self.frozen_history: list[dict[str, list[int]]] = []  # frozen sets after each task
+
+    @property
+    def learning_rate(self) -> float:
+        return self.options.lr
+
+    def add_router(self) -> int:
+        """One more router in every layer; returns its index (the same in every layer)."""
+        (index,) = {layer.router.add_task() for layer in self.layers.values()}
+        return index
+
+    def router_for(self, task: TaskFormat) -> int:
+        """The router of ``task`` if it has one, else the newest."""
+        return self.routers.index(task.name) if task.name in self.routers else len(self.routers) - 1
+
+    # ------------------------------------------------------------------ learning a task
+    def begin_task(self, task: TaskFormat, index: int) -> MoEState:
+        router = self.add_router()
+        self.routers.append(task.name)
+        for name, layer in self.layers.items():
+            layer.counts.zero_()
+            for e, expert in enumerate(layer.experts.experts):
+                expert.requires_grad_(e not in self.frozen[name])
+            for t, (gate, noise) in enumerate(
+                zip(layer.router.gates, layer.router.noise, strict=True)
+            ):
+                gate.requires_grad_(t == router)
+                noise.requires_grad_(t == router)
+        self.add_head(task)
+        return MoEState(task, index, router)
+
+    def trainable_parameters(self, state: TaskState) -> list[nn.Parameter]:
+        head = self.heads.get(state.task.name)
+        own = [] if head is None else list(head.parameters())
+        return [p for p in self.model.parameters() if p.requires_grad] + own
+
+    def loss(self, batch: Batch, state: TaskState) -> torch.Tensor:
+        loss = self.task_loss(batch, state.task)
+        if self.options.balance_loss:
+            loss = loss + sum(layer.aux_loss for layer in self.layers.values())
+        return loss
+
+    def end_task(self, state: TaskState) -> None:
+        for layer in self.layers.values():  # each process counted its own slice of the batches
+            distributed.all_reduce_sum(layer.counts)
+        counts = {name: layer.counts.tolist() for name, layer in self.layers.items()}
+        for name, c in counts.items():
+            top = sorted(range(len(c)), key=lambda e: (-c[e], e))[: self.options.freeze_per_task]
+            self.frozen[name].update(top)
+        self.selections.append(counts)
+        self.frozen_history.append({n: sorted(f) for n, f in self.frozen.items()})
+
+    # ------------------------------------------------------------------ evaluation
+    def context(self, task: TaskFormat) -> AbstractContextManager:
+        """Route by ``task``'s router (the newest for a task without one); before any task
+        has a router, the adapters (all zero at the start) are bypassed."""
+        if not self.routers:
+            return use_task(self.layers.values(), None)
+        return use_task(self.layers.values(), self.router_for(task))
+
+    def record(self, tasks: Sequence[TaskFormat]) -> RoutingRecord:
+        return RoutingRecord(self.selections, self.frozen_history)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "routers": list(self.routers),
+            "frozen": {n: sorted(f) for n, f in self.frozen.items()},
+            "selections": self.selections,
+            "frozen_history": self.frozen_history,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for _ in state["routers"]:
+            self.add_router()
+        super().load_state_dict(state)
+        self.routers = list(state["routers"])
+        self.frozen = {n: set(f) for n, f in state["frozen"].items()}
+        self.selections, self.frozen_history = state["selections"], state["frozen_history"]
+
+    def count_parameters(self) -> tuple[int, int]:
+        """(experts + routers of every task so far, total): the paper's accounting."""
+        adapters = sum(p.numel() for layer in self.layers.values() for p in layer.parameters())
+        return adapters, sum(p.numel() for p in self.model.parameters())
+
+
+@dataclass
+class MoEDDASOptions(MoEOptions):
+    ddas_steps: int = 300
+    ddas_code: int = 100
+    ddas_quantile: float = 0.95  # share of held-out in-distribution images kept in distribution
+    ddas_heldout: float = 0.1  # share of each task's training images kept from its autoencoder
+    per_batch: bool = False  # the reference decides once per evaluation batch
+    feature_cache_mb: int = 1024  # DDAS features kept between evaluations; 0 turns it off
+
+
+@dataclass
+class DDASReport:
+    """How DDAS routes each task's test images: the winning reconstruction error of every
+    image, the confusion (true task x chosen router, last column: the backbone) and the share
+    chosen correctly (its own router for a learned task, the backbone for one not learned)."""
+
+    best_errors: dict[str, list[float]]
+    confusion: list[list[int]]
+    correct: dict[str, float]
+    learned: list[str]
+    threshold: float
+
+
+@register_record
+@dataclass
+class DDASRecord(RoutingRecord):
+    """The routing record plus DDAS's report in each decision mode ("per_sample",
+    "per_batch")."""
+
+    kind = "moe-ddas"
+    ddas: dict[str, DDASReport]
+
+
+@register_method
+class MoEAdapters(MoEAdaptersTaskId):
+    """MoE-Adapters with DDAS: the auto-selector picks each test image's router, or sends it
+    to the untouched backbone (adapters bypassed in both towers) when it looks unfamiliar."""
+
+    name = "moe-adapters"
+    summary = "MoE adapters with activate-freeze and the DDAS auto-selector (no task id)"
+    Options = MoEDDASOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        o = self.options
+        self.ddas = DDAS(code_dims=o.ddas_code, steps=o.ddas_steps, quantile=o.ddas_quantile)
+        # Frozen by construction, so computed once per test batch, not once per matrix row.
+        self.generic_features = FeatureCache(self._backbone_features, o.feature_cache_mb << 20)
+
+    def _backbone_features(self, images: torch.Tensor) -> torch.Tensor:
+        """DDAS's input: frozen backbone features, every adapter bypassed."""
+        with use_task(self.layers.values(), None):
+            return self.ddas.features(self.model, images)
+
+    def end_task(self, state: TaskState) -> None:
+        super().end_task(state)
+        task = classification_only(self, state.task)
+        generator = torch.Generator().manual_seed(state.index)
+        order = torch.randperm(task.size("train"), generator=generator)
+        n_held = max(1, int(self.options.ddas_heldout * len(order)))
+        feats = self.generic_features(task.images("train"))
+        self.ddas.fit_task(feats[order[n_held:]], feats[order[:n_held]], generator)
+
+    def context(self, task: TaskFormat) -> AbstractContextManager:
+        """A task with a router (what DDAS picks for its familiar images) goes through it;
+        any other through the untouched backbone. DDAS routes images itself
+        (:meth:`predictor`); this is the route of the text side, and of training."""
+        if task.name in self.routers:
+            return super().context(task)
+        return use_task(self.layers.values(), None)
+
+    def route(self, images: torch.Tensor):
+        """(chosen router, out-of-distribution flag, embedding) of each image, as DDAS routes
+        it (its task is never looked at)."""
+        selected, ood = self.ddas.select(self.generic_features(images), self.options.per_batch)
+        with use_task(self.layers.values(), selected, ood):
+            return selected, ood, image_features(self.model, images, batch_size=len(images))
+
+    @torch.no_grad()
+    def image_embeddings(self, images: torch.Tensor, task: TaskFormat) -> torch.Tensor:
+        """Each image routed as DDAS decides."""
+        if not len(self.ddas):
+            return super().image_embeddings(images, task)
+        self.model.eval()
+        return self.route(images)[2]
+
+    def predictor(self, task: TaskFormat) -> Callable[[Batch], torch.Tensor]:
+        """Each image through the router DDAS picks for it, against the class texts through
+        the same router (the zero-shot head for the images sent to the backbone)."""
+        if not len(self.ddas):
+            return super().predictor(task)
+        task = classification_only(self, task)
+
+        @torch.no_grad()
+        def predict(batch: Batch) -> torch.Tensor:
+            self.model.eval()
+            selected, ood, image = self.route(batch.images)
+            logits = torch.empty(len(batch), task.num_classes)
+            for router, bypass in {(int(t), bool(o)) for t, o in zip(selected, ood, strict=True)}:
+                rows = (selected == router) & (ood == bypass)
+                with use_task(self.layers.values(), None if bypass else router):
+                    text = class_embeddings(self.model, task.prompt_tokens, task.num_classes)
+                logits[rows] = image[rows] @ text.T
+            return logits
+
+        return predict
+
+    def record(self, tasks: Sequence[TaskFormat]) -> DDASRecord:
+        reports = {
+            mode: self.selection_report(tasks, per_batch=mode == "per_batch")
+            for mode in ("per_sample", "per_batch")
+        }
+        return DDASRecord(self.selections, self.frozen_history, reports)
+
+    @torch.no_grad()
+    def selection_report(
+        self, tasks: Sequence[TaskFormat], per_batch: bool | None = None
+    ) -> DDASReport:
+        """How DDAS routes each task's test images (see :class:`DDASReport`)."""
+        per_batch = self.options.per_batch if per_batch is None else per_batch
+        learned = list(self.routers)
+        report = DDASReport({}, [], {}, learned, float(self.ddas.threshold))
+        for task in tasks:
+            errors = self.ddas.errors(self.generic_features(task.images("test")))
+            selected, ood = self.ddas.select_from_errors(errors, per_batch)
+            report.best_errors[task.name] = errors.min(dim=1).values.numpy().round(6).tolist()
+            report.confusion.append(selection_confusion(selected, ood, len(learned)).tolist())
+            own = learned.index(task.name) if task.name in learned else None
+            right = ood if own is None else (selected == own) & ~ood
+            report.correct[task.name] = 100.0 * right.float().mean().item()
+        return report
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "ddas": self.ddas.state_dict(),
+            "ddas_heldout": self.ddas.heldout,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        for heldout in state["ddas_heldout"]:
+            self.ddas.autoencoders.append(
+                TaskAutoencoder(heldout.shape[1], self.options.ddas_code)
+                .eval()
+                .requires_grad_(False)
+            )
+        self.ddas.load_state_dict(state["ddas"])
+        self.ddas.heldout = list(state["ddas_heldout"])
