@@ -1,30 +1,23 @@
-"""The ATLAS protocol: ablation table, upstream forgetting, downstream transfer (both orders).
+"""The ATLAS protocol: downstream transfer by ablation, upstream forgetting (both orders).
 
-Usage: ``python benchmarks/atlas_protocol.py [--fast] [--seed 0]``. Results are cached under
-``clviz.engine.results_root()/atlas/`` (one JSON per order and config), so reruns print at once.
+Usage: ``python benchmarks/atlas_protocol.py [--fast] [--seed 0]``. Each order lives in the run
+store (``<results root>/atlas-protocol/``), so a rerun prints at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
-from clviz.atlas.protocol import (
+from clviz.experiments.atlas_protocol import (
     ORDERS,
     ProtocolConfig,
-    ablation_rows,
+    downstream_table,
     fast_config,
-    forgetting_rows,
+    forgetting_table,
     run_protocol,
 )
-
-
-def print_table(rows: list[dict], title: str) -> None:
-    print(f"\n{title}")
-    keys = list(rows[0])
-    print(" | ".join(keys))
-    for r in rows:
-        print(" | ".join(str(r[k]) for k in keys))
 
 
 def main() -> None:
@@ -35,21 +28,17 @@ def main() -> None:
     results = {}
     for order in ORDERS:
         config = fast_config(order) if args.fast else ProtocolConfig(order)
-        config = ProtocolConfig(**{**config.__dict__, "seed": args.seed})
+        config = dataclasses.replace(config, seed=args.seed)
         started = time.perf_counter()
-        results[order] = run_protocol(config)
+        results[order] = run_protocol(config, progress=True)
         print(
-            f"{order}: {results[order]['seconds']} s when computed "
+            f"{order}: {results[order].seconds} s when computed "
             f"({time.perf_counter() - started:.1f} s now)"
         )
-    print_table(
-        ablation_rows(results),
-        "Downstream low-shot accuracy (%) by ablation; transfer = mean - fresh adapter's mean",
-    )
-    print_table(
-        forgetting_rows(results),
-        "Upstream forgetting (points: right after the task - after the stream); last = final mean",
-    )
+    print("\nDownstream low-shot accuracy (%) by learner; transfer = mean - fresh adapter's mean")
+    print(downstream_table(results))
+    print("\nUpstream forgetting (points: right after the task - after the stream)")
+    print(forgetting_table(results))
 
 
 if __name__ == "__main__":

@@ -3,22 +3,21 @@
     python benchmarks/compare_methods.py [--stream default] [--seed 0] [--root DIR]
 
 Each method runs in its own process (so that its peak memory is its own); finished runs are
-reused from the results folder. Prints Transfer / Avg / Last / BWT / forgetting, trainable
-parameters, seconds and peak memory, and the zero-shot reference.
+reused from the run store. Prints Transfer / Avg / Last / BWT / forgetting, trainable
+parameters, seconds and peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
-from clviz.compare import comparison_rows
-from clviz.config import RunConfig
-from clviz.engine import default_out_dir
+from clviz.core.config import RunConfig
+from clviz.core.result import RunResult
+from clviz.experiments.runs import run_store
+from clviz.experiments.tables import metric_rows
 from clviz.methods import list_methods
 
 
@@ -32,25 +31,14 @@ def main() -> None:
 
     results = {}
     for name in args.methods:
-        out = default_out_dir(RunConfig(method=name, stream=args.stream, seed=args.seed), args.root)
+        config = RunConfig(method=name, stream=args.stream, seed=args.seed)
+        folder = run_store(config, root=args.root).folder
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "clviz.cli",
-                "run",
-                "--method",
-                name,
-                "--stream",
-                args.stream,
-                "--seed",
-                str(args.seed),
-                "--out",
-                str(out),
-            ],
+            [sys.executable, "-m", "clviz", "run", "--method", name, "--stream", args.stream,
+             "--seed", str(args.seed), "--out", str(folder)],
             check=True,
-        )
-        results[name] = json.loads((Path(out) / "results.json").read_text())
+        )  # fmt: skip
+        results[name] = RunResult.load(folder / "results.json")
 
     print(
         f"\nstream {args.stream!r}, seed {args.seed}; machine: {platform.machine()}, "
@@ -60,11 +48,11 @@ def main() -> None:
         f"{'method':<20}{'Transfer':>9}{'Avg':>7}{'Last':>7}{'BWT':>7}{'forget':>8}"
         f"{'trainable':>11}{'seconds':>9}{'peak MB':>9}"
     )
-    for r in comparison_rows(results):
+    for r in metric_rows(results):
         print(
-            f"{r['method']:<20}{r['transfer']:>9.1f}{r['avg']:>7.1f}{r['last']:>7.1f}"
-            f"{r['bwt']:>+7.1f}{r['forgetting']:>8.1f}{r['trainable_params'] / 1e6:>10.2f}M"
-            f"{r['seconds']:>9.0f}{r['peak_memory_mb']:>9.0f}"
+            f"{r.label:<20}{r.transfer:>9.1f}{r.avg:>7.1f}{r.last:>7.1f}"
+            f"{r.bwt:>+7.1f}{r.forgetting:>8.1f}{r.trainable_params / 1e6:>10.2f}M"
+            f"{r.seconds:>9.0f}{r.peak_memory_mb:>9.0f}"
         )
 
 

@@ -7,23 +7,23 @@
    Trains briefly on every task (evaluation cost does not depend on training), then times T
    evaluations of all T tasks (a full matrix) with the cache off and on, and checks that the
    two matrices are identical.
-2. The zero-shot row and the probe's initial features (``clviz.initial``): computed, then
-   loaded from the cache.
+2. The untouched backbone's zero-shot row (``clviz.experiments.runs.zero_shot_row``):
+   computed, then loaded from the run store's cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
 import torch
 
 from clviz.backbone import load_backbone
-from clviz.drift.probe import make_probe
-from clviz.engine import accuracy
-from clviz.initial import initial_evaluation
-from clviz.methods import Method, TrainConfig, get_method, make_options
+from clviz.core import EveryTask, RunConfig, TrainConfig, accuracy, learn_task, make_format
+from clviz.experiments.runs import zero_shot_row
+from clviz.methods import build_method
 from clviz.world.tasks import get_stream
 
 
@@ -39,16 +39,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
     torch.manual_seed(0)
-    tasks = get_stream(args.stream)
     model, _, tokenizer = load_backbone()
-    cls = get_method("moe-adapters")
-    method = cls(model, tokenizer, TrainConfig(steps=args.steps), make_options(cls, {}))
+    tasks = [make_format(t, tokenizer) for t in get_stream(args.stream)]
+    method = build_method("moe-adapters", model, tokenizer, TrainConfig(steps=args.steps))
     for i, task in enumerate(tasks):
-        method.begin_task(task, i)
-        method.train_task(task, i, torch.Generator().manual_seed(i), progress=False)
-        method.finish_task(task, i)
+        learn_task(method, task, i, seed=i, progress=False)
 
-    cache, limit = method._generic, method._generic.max_bytes
+    cache = method.generic_features
+    limit = cache.max_bytes
     cache.clear()
     cache.max_bytes = 0  # off: nothing is stored
     off, rows_off = matrix_seconds(method, tasks)
@@ -57,23 +55,24 @@ def main() -> None:
     assert rows_on == rows_off, "caching changed a prediction"
     n = len(tasks)
     print(
-        f"{n} x {n} matrix, moe-adapters (DDAS), {sum(len(t.test_labels) for t in tasks)} "
+        f"{n} x {n} matrix, moe-adapters (DDAS), {sum(t.size('test') for t in tasks)} "
         "test images per row"
     )
     print(f"  without feature cache: {off:6.1f} s")
     print(f"  with feature cache:    {on:6.1f} s   ({off / on:.2f}x faster, identical matrix)")
 
     with tempfile.TemporaryDirectory() as tmp:
-        probe = make_probe(tasks)
-        untouched = Method(load_backbone()[0], tokenizer, TrainConfig())
+        os.environ["CLVIZ_RESULTS"] = tmp
+        backbone = load_backbone()[0]
+        evaluation = EveryTask(tasks)
         times = []
         for _ in range(2):
             started = time.perf_counter()
-            initial_evaluation(untouched, tasks, probe, accuracy, tmp)
+            zero_shot_row(backbone, tokenizer, evaluation, RunConfig("zero-shot", args.stream))
             times.append(time.perf_counter() - started)
     print(
-        f"zero-shot row + initial probe features: computed {times[0]:.1f} s, "
-        f"cached {times[1]:.2f} s ({times[0] / times[1]:.0f}x)"
+        f"zero-shot row: computed {times[0]:.1f} s, cached {times[1]:.2f} s "
+        f"({times[0] / times[1]:.0f}x)"
     )
 
 

@@ -14,9 +14,10 @@ import time
 import torch
 
 from clviz.backbone import load_backbone
-from clviz.methods import TrainConfig, get_method
-from clviz.world.tasks import get_stream, make_task
+from clviz.core import TrainConfig, learn_task
 from clviz.core.clip import zeroshot_accuracy
+from clviz.methods import build_method
+from clviz.world.tasks import get_stream, make_task
 
 
 def main() -> None:
@@ -33,8 +34,8 @@ def main() -> None:
     tasks = get_stream("default")
     before = {t.name: zeroshot_accuracy(model, tokenizer, t) for t in tasks}
     started = time.perf_counter()
-    method = get_method("finetune")(model, tokenizer, TrainConfig(steps=args.steps, lr=args.lr))
-    method.train_task(make_task(args.task), 0, torch.Generator().manual_seed(args.seed))
+    method = build_method("finetune", model, tokenizer, TrainConfig(steps=args.steps, lr=args.lr))
+    learn_task(method, make_task(args.task), seed=args.seed)
     seconds = time.perf_counter() - started
     after = {t.name: zeroshot_accuracy(model, tokenizer, t) for t in tasks}
 

@@ -14,25 +14,22 @@ import time
 import torch
 
 from clviz.backbone import load_backbone
-from clviz.methods import TrainConfig, get_method, make_options
+from clviz.core import TrainConfig, make_format
+from clviz.core.loop import optimize
+from clviz.methods import build_method
 from clviz.world import make_task
 
 
 def step_time(experts: int, batch: int, steps: int) -> float:
     model, _, tokenizer = load_backbone()
-    cls = get_method("moe-adapters-taskid")
-    method = cls(
-        model,
-        tokenizer,
-        TrainConfig(steps=3, batch_size=batch),
-        make_options(cls, {"experts": experts}),
-    )
-    task = make_task("shapes")
-    method.begin_task(task, 0)
-    method.train_task(task, 0, torch.Generator().manual_seed(0), progress=False)  # warm-up
-    method.train_cfg.steps = steps
+    train = TrainConfig(steps=3, batch_size=batch)
+    method = build_method("moe-adapters-taskid", model, tokenizer, train, {"experts": experts})
+    state = method.begin_task(make_format(make_task("shapes"), tokenizer), 0)
+    (stage,) = method.stages(state)
+    optimize(method, state, stage, torch.Generator().manual_seed(0), progress=False)  # warm-up
+    stage.steps = steps
     started = time.perf_counter()
-    method.train_task(task, 0, torch.Generator().manual_seed(1), progress=False)
+    optimize(method, state, stage, torch.Generator().manual_seed(1), progress=False)
     return (time.perf_counter() - started) / steps
 
 

@@ -3,7 +3,7 @@
     python benchmarks/mulki_ablation.py [--stream S] [--seed N] [--root DIR] [--timing-tasks 3]
 
 1. The ablation: MulKI with all four stages, then with each stage switched off in turn (runs are
-   reused from the results folder when finished). Prints Transfer / Avg / Last / BWT, the change
+   reused from the run store when finished). Prints Transfer / Avg / Last / BWT, the change
    in Transfer, and each run's seconds (whole stream, evaluation included), next to ZSCL and
    fine-tuning on the same stream.
 2. Training time per task relative to ZSCL, measured in this process: for each of the first
@@ -21,27 +21,25 @@ import time
 import torch
 
 from clviz.backbone import load_backbone
-from clviz.compare import compare
-from clviz.methods import TrainConfig, get_method
-from clviz.mulki.ablation import ablation_rows, format_ablation, run_ablation
+from clviz.core import TrainConfig, learn_task
+from clviz.experiments.compare import compare
+from clviz.experiments.mulki_ablation import run_ablation
+from clviz.experiments.tables import ablation_table
+from clviz.methods import build_method
 from clviz.world.tasks import get_stream
 
 
 def time_per_task(stream: str, seed: int, tasks: int) -> list[dict[str, float]]:
-    """Seconds of begin_task + train_task + end_task per task, ZSCL and MulKI alternating."""
+    """Seconds of one task (set-up, training, end of task) per task, ZSCL and MulKI
+    alternating."""
     model, _, tokenizer = load_backbone()
-    methods = {
-        n: get_method(n)(copy.deepcopy(model), tokenizer, TrainConfig()) for n in ("zscl", "mulki")
-    }
+    methods = {n: build_method(n, copy.deepcopy(model), tokenizer) for n in ("zscl", "mulki")}
     out = []
     for index, task in enumerate(get_stream(stream, seed=seed)[:tasks]):
         row = {"task": task.name}
         for name, method in methods.items():
-            torch.manual_seed(index)
             start = time.perf_counter()
-            method.begin_task(task, index)
-            method.train_task(task, index, torch.Generator().manual_seed(index), progress=False)
-            method.finish_task(task, index)
+            learn_task(method, task, index, seed=index, progress=False)
             row[name] = time.perf_counter() - start
         out.append(row)
     return out
@@ -67,7 +65,7 @@ def main() -> None:
         f"stream {args.stream!r}, seed {args.seed}, {TrainConfig().steps} steps per task; "
         f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n"
     )
-    print(format_ablation(ablation_rows({**results, **baselines})))
+    print(ablation_table({**results, **baselines}))
 
     if args.timing_tasks:
         rows = time_per_task(args.stream, args.seed, args.timing_tasks)

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from clviz.backbone import TINY_WEIGHTS, load_backbone
+from clviz.core.clip import zeroshot_accuracy
 from clviz.pretraining import PretrainConfig, pretrain, save_bundle
 from clviz.world.tasks import get_stream
-from clviz.core.clip import zeroshot_accuracy
 
 FAST = {"corpus_size": 512, "steps": 5, "batch_size": 32, "warmup_steps": 2}
 

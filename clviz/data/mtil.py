@@ -2,9 +2,9 @@
 
 Each dataset is opened with torchvision's own class (``download=False`` unless asked) under a
 data root the user points to (``--data-root`` or ``$CLVIZ_DATA``), and becomes an ordinary
-:class:`~clviz.world.tasks.Task` whose images are a :class:`~clviz.data.lazy.LazyImages` store
+:class:`~clviz.core.task.Task` whose images are a :class:`~clviz.data.lazy.LazyImages` store
 (CLIP's resize and centre crop, 224 px by default). Class names and prompt templates are CLIP's
-(:mod:`clviz.data.classnames`). Orders I and II are those of ZSCL (DESIGN.md section 2);
+(:mod:`clviz.data.classnames`). Orders I and II are those of ZSCL (``docs/design.md``, section 2);
 the few-shot variant keeps 5 training images per class, drawn with the run's seed.
 
 Splits (torchvision's own where it has them): Aircraft trainval / test, CIFAR-100 train / test,

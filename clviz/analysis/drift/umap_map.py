@@ -5,7 +5,7 @@ together) rather than umap-learn's ``AlignedUMAP``. One map means one coordinate
 that moves between frames moved because its features moved, and runs can be compared in the
 same picture; ``AlignedUMAP`` fits a map per checkpoint tied together by a regulariser, so
 positions are only approximately comparable, and it is about ten times slower on these two
-cores (``docs/design.md``, "Measured installing and running"). Identical snapshots (every run
+cores (``docs/design.md``, section 4). Identical snapshots (every run
 starts from the same backbone) enter the fit once. The embedding is cached on disk under a hash
 of its inputs (:func:`clviz.core.store.memo`).
 """

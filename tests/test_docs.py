@@ -1,0 +1,42 @@
+"""The documentation's code runs: the one-file method of docs/add_a_method.md trains."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from clviz.core import TrainConfig, run_stream
+from clviz.methods import METHODS, build_method
+from clviz.world import get_stream
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@pytest.fixture
+def example_method():
+    text = (DOCS / "add_a_method.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    namespace: dict = {"__name__": "docs_example"}
+    exec(compile(code, "docs/add_a_method.md", "exec"), namespace)
+    yield namespace["L2SP"]
+    METHODS.pop("l2sp", None)
+
+
+def test_the_one_file_method_registers_and_learns_a_stream(example_method, tiny):
+    import copy
+
+    assert METHODS["l2sp"] is example_method
+    train = TrainConfig(steps=3, batch_size=8)
+    method = build_method("l2sp", copy.deepcopy(tiny[0]), tiny[2], train, {"weight": 0.5})
+    result = run_stream(method, get_stream("smoke")[:2], progress=False)
+    assert result.method == "l2sp" and len(result.matrix) == 2
+    assert result.task_stats[0].steps == 3 and result.trainable_params > 0
+
+
+def test_docs_cite_nothing_outside_the_repository():
+    root = DOCS.parent
+    for path in [*DOCS.rglob("*.md"), *root.joinpath("clviz").rglob("*.py")]:
+        text = path.read_text()
+        assert "../shared" not in text and "DESIGN.md" not in text, path
