@@ -20,7 +20,7 @@ from pathlib import Path
 
 def timed_main(root: Path, out: Path, fast: bool) -> float:
     env = {**os.environ, "CLVIZ_RESULTS": str(root)}
-    cmd = [sys.executable, "-m", "clviz.cli", "main", "--out", str(out)]
+    cmd = [sys.executable, "-m", "clviz", "main", "--out", str(out)]
     started = time.perf_counter()
     subprocess.run(cmd + (["--fast"] if fast else []), env=env, check=True)
     return time.perf_counter() - started

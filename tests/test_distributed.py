@@ -41,7 +41,7 @@ def test_two_processes_match_one(tmp_path):
             "--nproc_per_node",
             "2",
             "-m",
-            "clviz.cli",
+            "clviz",
             "run",
             *args,
             "--out",

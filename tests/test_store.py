@@ -63,10 +63,15 @@ def test_metrics_follow_the_protocol():
     assert result().task_stats[0].final_loss == 1.5 and result().task_stats[1].steps == 0
 
 
-def test_a_damaged_results_file_names_itself_and_the_fix(tmp_path):
+def test_damaged_files_name_themselves_and_the_fix_and_force_rebuilds(tmp_path):
     (tmp_path / "results.json").write_text("{not json")
+    (tmp_path / "checkpoint.pt").write_bytes(b"truncated")
     with pytest.raises(ResultError, match=r"results.json .*--force"):
         RunStore(tmp_path, {"x": 1}).finished()
+    with pytest.raises(ResultError, match=r"checkpoint.pt .*--force"):
+        RunStore(tmp_path, {"x": 1}).checkpoint()
+    forced = RunStore(tmp_path, {"x": 1}, force=True)
+    assert forced.finished() is None and forced.checkpoint() is None
 
 
 def test_store_reuses_refuses_and_replaces(tmp_path):

@@ -1,7 +1,7 @@
 """Data-parallel training with torch.distributed (DDP), launched by ``torchrun``.
 
-    torchrun --nproc_per_node 2 -m clviz.cli run --method finetune          # CPU: gloo
-    torchrun --nproc_per_node 8 -m clviz.cli run --profile mtil --method zscl  # GPUs: nccl
+    torchrun --nproc_per_node 2 -m clviz run --method finetune          # CPU: gloo
+    torchrun --nproc_per_node 8 -m clviz run --profile mtil --method zscl  # GPUs: nccl
 
 Every process builds the same world, model and method from the same seed and draws the same
 batch indices; each trains on its own slice of every batch (``shard``), and

@@ -99,7 +99,12 @@ class RunStore:
         path = self.path(RESULTS)
         if not path.is_file():
             return None
-        result = self.result_type.load(path)
+        try:
+            result = self.result_type.load(path)
+        except ResultError:
+            if self.force:  # damaged: rebuilt, and replaced when this run finishes
+                return None
+            raise
         if result.config_hash == self.digest:
             return result
         if self.force:
@@ -127,6 +132,8 @@ class RunStore:
         try:
             saved = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as err:  # a truncated or foreign file: say which, and what to do
+            if self.force:
+                return None
             raise ResultError(
                 f"cannot read the checkpoint {path} ({type(err).__name__}); delete it, or rerun "
                 "the same command with --force to start the run afresh"
