@@ -357,7 +357,7 @@ def forgetting_rows(results: dict[str, ProtocolResult]) -> list[ForgettingRow]:
 
 def downstream_table(results: dict[str, ProtocolResult]) -> str:
     """:func:`downstream_rows` as a Markdown table."""
-    tasks = DOWNSTREAM
+    tasks = next(iter(results.values())).downstream.tasks if results else []
     columns = [
         ("order", lambda r: r.order),
         ("learner", lambda r: r.learner),
