@@ -53,12 +53,15 @@ def _zeroshot(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from clviz.core import distributed
     from clviz.experiments.runs import run
     from clviz.methods import get_method
 
     get_method(args.method)  # fail fast on a bad name, before any work
     config = _profile_config(args)
     result = run(config, args.out, force=args.force)
+    if not distributed.is_main():
+        return 0  # under torchrun, rank 0 reports and writes the result
     m = result.metrics
     print(
         f"{args.method} on {config.stream}: Transfer {m.transfer:.1f}  Avg {m.avg:.1f}  "

@@ -26,8 +26,9 @@ def runs() -> dict[str, RunResult]:
 
 
 def test_table_lists_every_method():
+    # BWT = mean(50 - 80, 70 - 90) = -25; forgetting = mean(80 - 50, 90 - 70) = 25.
     table = comparison_table(runs())
-    assert "| finetune | 26.2 | 56.7 | 68.3 | -20.0 | 20.0 | 1.50M | 12 |" in table
+    assert "| finetune | 26.2 | 56.7 | 68.3 | -25.0 | 25.0 | 1.50M | 12 |" in table
     assert table.count("\n") == 3
     assert metric_rows(runs())[1].label == "zscl"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -18,15 +21,15 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 def example_method():
     text = (DOCS / "add_a_method.md").read_text()
     (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    namespace: dict = {"__name__": "docs_example"}
-    exec(compile(code, "docs/add_a_method.md", "exec"), namespace)
-    yield namespace["L2SP"]
+    module = types.ModuleType("docs_example")  # dataclasses look their module up
+    sys.modules[module.__name__] = module
+    exec(compile(code, "docs/add_a_method.md", "exec"), module.__dict__)
+    yield module.L2SP
     METHODS.pop("l2sp", None)
+    del sys.modules[module.__name__]
 
 
 def test_the_one_file_method_registers_and_learns_a_stream(example_method, tiny):
-    import copy
-
     assert METHODS["l2sp"] is example_method
     train = TrainConfig(steps=3, batch_size=8)
     method = build_method("l2sp", copy.deepcopy(tiny[0]), tiny[2], train, {"weight": 0.5})

@@ -119,9 +119,9 @@ class MulKITaskRecord:
     prototype_text_before: float
     class_mean_text_before: float
     modality_gap_before: float
-    prototype_text_after: float = float("nan")
-    class_mean_text_after: float = float("nan")
-    modality_gap_after: float = float("nan")
+    prototype_text_after: float | None = None  # None until the task has been trained
+    class_mean_text_after: float | None = None
+    modality_gap_after: float | None = None
     teacher_weights: TeacherWeightSummary = field(default_factory=TeacherWeightSummary)
 
 
