@@ -80,10 +80,6 @@ REFERENCE_TASK_LR = {
 }  # order I, from the reference scripts cited above
 
 
-def list_profiles() -> list[str]:
-    return list(PROFILES)
-
-
 def get_profile(name: str) -> Profile:
     """The profile called ``name``; the error lists the valid names."""
     if name not in PROFILES:
