@@ -169,7 +169,7 @@ def resolve_weights(name: str, pretrained: str | os.PathLike | None) -> str | No
 def load_backbone(
     name: str = TINY_NAME,
     pretrained: str | os.PathLike | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
 ) -> tuple[nn.Module, object, object]:
     """Build a CLIP and return ``(model, preprocess, tokenizer)``, the model in eval mode.
 
@@ -177,8 +177,12 @@ def load_backbone(
         name: an open_clip architecture (``open_clip.list_models()``); ``clviz-tiny`` by default.
         pretrained: ``None`` (bundled weights for ``clviz-tiny``, random init otherwise), a hub
             tag such as ``"openai"``, or the path of a local checkpoint file.
-        device: where to put the model.
+        device: where to put the model: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``;
+            None reads ``$CLVIZ_DEVICE`` (default ``auto``: CUDA, then MPS, then the CPU).
     """
+    from clviz.core.device import resolve_device
+
+    device = resolve_device(device)
     register_tiny_config()
     if name not in open_clip.list_models():
         raise BackboneError(

@@ -7,11 +7,23 @@ import json
 import sys
 
 from clviz.backbone import BackboneError
+from clviz.core.device import DeviceError
 from clviz.core.result import ResultError
 from clviz.core.store import RunDirError
 
 # Errors that come from what the user asked for: printed as one line, never a traceback.
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, BackboneError, RunDirError, ResultError)
+USER_ERRORS = (
+    ValueError,
+    KeyError,
+    FileNotFoundError,
+    BackboneError,
+    DeviceError,
+    RunDirError,
+    ResultError,
+)
+
+
+DEVICE_HELP = "auto (default: CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps"
 
 
 def _zeroshot(args: argparse.Namespace) -> int:
@@ -20,7 +32,7 @@ def _zeroshot(args: argparse.Namespace) -> int:
     from clviz.world.tasks import get_stream
 
     tasks = get_stream(args.stream, seed=args.seed)
-    model, _, tokenizer = load_backbone(args.backbone, pretrained=args.pretrained)
+    model, _, tokenizer = load_backbone(args.backbone, args.pretrained, args.device)
     rows = [
         {
             "task": t.name,
@@ -93,6 +105,9 @@ def _profile_config(args: argparse.Namespace):
     check_stream(config.stream)
     if args.backbone is not None:
         config.backbone = args.backbone
+    if args.batch_size is not None:
+        config.train.batch_size = args.batch_size
+    config.device = args.device
     if args.fast:
         config.train.steps = min(config.train.steps, 10)
     return config
@@ -177,7 +192,14 @@ def _main_job(args: argparse.Namespace) -> int:
     from clviz.experiments.main_job import main_job
 
     stream, steps = ("smoke", 10) if args.fast else (args.stream, args.steps)
-    paths = main_job(args.out, stream=stream, seed=args.seed, methods=args.methods, steps=steps)
+    paths = main_job(
+        args.out,
+        stream=stream,
+        seed=args.seed,
+        methods=args.methods,
+        steps=steps,
+        device=args.device,
+    )
     print(f"report:  {paths['report'].resolve()}")
     print(f"summary: {paths['summary'].resolve()}")
     return 0
@@ -205,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="clviz-tiny", help="open_clip architecture name")
     p.add_argument("--pretrained", default=None, help="hub tag or local weights file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.set_defaults(func=_zeroshot)
 
     p = sub.add_parser(
@@ -216,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="training steps per task")
     p.add_argument("--methods", nargs="*", default=None, help="default: every method")
     p.add_argument("--fast", action="store_true", help="the smoke stream, 10 steps per task")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.set_defaults(func=_main_job)
 
     p = sub.add_parser("notebooks", help="execute notebooks into .ipynb and .html files")
@@ -237,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--pretrained", default=None, help="hub tag or local weights file")
         p.add_argument("--fast", action="store_true", help="at most 10 steps per task (smoke)")
         p.add_argument("--force", action="store_true", help="replace another config's results")
+        p.add_argument("--device", default=None, help=DEVICE_HELP)
+        p.add_argument(
+            "--batch-size", type=int, default=None, help="training batch (default: the profile's)"
+        )
 
     p = sub.add_parser("run", help="train a method on a stream and evaluate every task")
     run_arguments(p)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -66,7 +67,8 @@ def test_results_have_the_documented_fields(finetune_run):
     out, result = finetune_run
     on_disk = json.loads((out / "results.json").read_text())
     assert result.run_dir == out
-    assert on_disk["matrix"] == result.matrix and on_disk["config_hash"] == config().digest()
+    assert on_disk["matrix"] == result.matrix
+    assert on_disk["config_hash"] == replace(config(), device="cpu").digest()
     assert result.tasks == ["shapes", "digits", "colors"] == result.columns
     assert len(result.matrix) == 3 and all(len(r) == 3 for r in result.matrix)
     assert set(on_disk["metrics"]) == {"transfer", "avg", "last", "bwt", "forgetting"}

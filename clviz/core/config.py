@@ -55,6 +55,7 @@ class RunConfig:
     eval_batch_size: int = 256
     data_root: str | None = None  # where the real datasets live (real streams only)
     image_size: int | None = None  # pixels of the stream's images; None: the stream's default
+    device: str | None = None  # auto | cpu | cuda | cuda:N | mps; None: $CLVIZ_DEVICE or auto
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

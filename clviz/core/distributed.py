@@ -6,22 +6,28 @@
 Every process builds the same world, model and method from the same seed and draws the same
 batch indices; each trains on its own slice of every batch (``shard``), and
 ``DistributedDataParallel`` averages the gradients, so one step sees the whole batch as in a
-single process. Each process evaluates every task (the results are identical); only rank 0
-writes files. Methods keep their trainable state inside ``method.model`` (what DDP
-synchronises); per-process statistics that decide something (MoE selection counts) are summed
-with :func:`all_reduce_sum`. Random draws *inside* a loss (MoE routers' noise) are per process,
+single process. Evaluation is sharded too: each process scores every ``world``-th test batch
+and the counts are summed (:func:`shard_batches`); only rank 0 writes files. Each process runs
+on its own GPU (``LOCAL_RANK``), with nccl between GPUs and gloo between CPU processes.
+Methods keep their trainable state inside ``method.model`` (what DDP synchronises);
+per-process statistics that decide something (MoE selection counts) are summed with
+:func:`all_reduce_sum`. Random draws *inside* a loss (MoE routers' noise) are per process,
 so such methods train equally well but not bit-for-bit like a single process.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+T = TypeVar("T")
 
 
 def launched() -> bool:
@@ -29,13 +35,14 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init() -> None:
-    """Join the process group torchrun set up (gloo on CPU, nccl on GPUs); idempotent."""
+def init(device: torch.device | None = None) -> None:
+    """Join the process group torchrun set up: nccl when this process computes on a GPU (its
+    ``LOCAL_RANK``-th), gloo on the CPU; idempotent."""
     if launched() and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        on_gpu = device is not None and device.type == "cuda"
+        if on_gpu:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if on_gpu else "gloo")
 
 
 def active() -> bool:
@@ -63,6 +70,15 @@ def shard(idx: torch.Tensor) -> torch.Tensor:
         )
     per = len(idx) // world
     return idx[rank() * per : (rank() + 1) * per]
+
+
+def shard_batches(batches: Iterable[T]) -> Iterator[T]:
+    """This process's share of a sequence of batches: every ``world``-th one from its rank
+    (all of them in a single process). Evaluation splits the test set this way."""
+    if not active():
+        yield from batches
+        return
+    yield from itertools.islice(batches, rank(), None, dist.get_world_size())
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from clviz.core import distributed
+from clviz.core.device import autocast
 from clviz.core.formats import TaskFormat
 
 if TYPE_CHECKING:
@@ -24,12 +26,18 @@ if TYPE_CHECKING:
 
 @torch.no_grad()
 def accuracy(method: Method, task: TaskFormat, batch_size: int = 256) -> float:
-    """Top-1 accuracy (percent) of ``method`` on ``task``'s test split."""
-    predict = method.predictor(task)
-    correct = 0
-    for batch in task.batches("test", batch_size):
-        correct += (predict(batch).argmax(-1).cpu() == batch.labels).sum().item()
-    return 100.0 * correct / task.size("test")
+    """Top-1 accuracy (percent) of ``method`` on ``task``'s test split.
+
+    Under torchrun each process scores its share of the batches and the counts are summed,
+    so every process returns the same number. Counting stays on the device until the end.
+    """
+    device = method.device
+    with autocast(device):
+        predict = method.predictor(task)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        for batch in task.batches("test", batch_size, device, shard=True):
+            correct += (predict(batch).argmax(-1) == batch.labels).sum()
+    return 100.0 * distributed.all_reduce_sum(correct).item() / task.size("test")
 
 
 class Evaluation(Protocol):

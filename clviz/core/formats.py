@@ -29,7 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from clviz.core import distributed
 from clviz.core.clip import class_embeddings, embed_images, encode_texts, prompt_tokens
+from clviz.core.feed import feed
 from clviz.core.task import PairTask, Task
 
 SPLITS = ("train", "test")
@@ -51,6 +53,12 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def pin_memory(self) -> Batch:
+        """The batch in page-locked memory (what a DataLoader calls before a GPU copy)."""
+        pin = {k: getattr(self, k) for k in ("labels", "images", "tokens")}
+        pinned = {k: None if v is None else v.pin_memory() for k, v in pin.items()}
+        return Batch(self.split, self.index, **pinned)
 
 
 def logit_scale(model: nn.Module) -> torch.Tensor:
@@ -100,11 +108,21 @@ class TaskFormat:
             None if tokens is None else tokens[index],
         )
 
-    def batches(self, split: str, batch_size: int) -> Iterator[Batch]:
-        """The whole split in order, ``batch_size`` examples at a time."""
+    def batches(
+        self,
+        split: str,
+        batch_size: int,
+        device: torch.device | None = None,
+        shard: bool = False,
+    ) -> Iterator[Batch]:
+        """The whole split in order, ``batch_size`` examples at a time, on ``device`` (real
+        datasets decode ahead in DataLoader workers). ``shard``: only this process's share
+        under torchrun (every ``world``-th batch)."""
         n = self.size(split)
-        for i in range(0, n, batch_size):
-            yield self.batch(split, slice(i, min(i + batch_size, n)))
+        slices = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+        if shard:
+            slices = list(distributed.shard_batches(slices))
+        yield from feed(self, split, slices, device)
 
     def make_head(self) -> nn.Module | None:
         """The task's own learnable parameters beyond the model (None for most formats)."""

@@ -23,8 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from clviz.core import distributed
+from clviz.core.device import autocast, device_name, out_of_memory_hint
 from clviz.core.evaluation import Evaluation, EveryTask
-from clviz.core.formats import PairTask, Task, TaskFormat, make_format
+from clviz.core.feed import feed
+from clviz.core.formats import Batch, PairTask, Task, TaskFormat, make_format
 from clviz.core.result import RunResult, StageStats, TaskStats
 
 if TYPE_CHECKING:
@@ -76,30 +78,39 @@ def optimize(
         stage.params, lr=stage.lr, weight_decay=train.weight_decay, fused=True
     )
 
-    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+    def batch_loss(batch: Batch) -> torch.Tensor:
         with method.context(task):
-            return method.loss(task.batch("train", idx), state)
+            return method.loss(batch, state)
 
     n = task.size("train")
     model.train()
     run = distributed.data_parallel(model)  # plain call in a single process
-    losses = []
+    amp = autocast(method.device)  # bf16 on CUDA; nothing on the CPU
+    losses = []  # kept on the device: no host synchronisation per step
+    size = min(train.batch_size, n)
+    # Every process draws the same batches and takes its slice of each.
+    draws = [
+        distributed.shard(torch.randint(n, (size,), generator=generator))
+        for _ in range(stage.steps)
+    ]
     bar = tqdm(
-        range(stage.steps),
+        feed(task, "train", draws, method.device),
+        total=stage.steps,
         desc=f"{method.name} · {task.name}" + (f" · {stage.name}" if stage.name != "train" else ""),
         disable=not progress or not distributed.is_main(),
         leave=False,
     )
-    for step in bar:
-        idx = torch.randint(n, (min(train.batch_size, n),), generator=generator)
-        mine = distributed.shard(idx)  # every process draws the same batch, takes its slice
-        loss = run(functools.partial(batch_loss, mine))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    for step, batch in enumerate(bar):
+        with out_of_memory_hint(size):
+            with amp:
+                loss = run(functools.partial(batch_loss, batch))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
         method.after_step(state, step)
-        losses.append(loss.item())
+        losses.append(loss.detach())
     model.eval()
+    losses = torch.stack(losses).float().tolist() if losses else []
     tail = losses[-10:]
     return StageStats(stage.name, len(losses), losses[0], sum(tail) / len(tail))
 
@@ -132,6 +143,12 @@ def learn_task(
     return TaskStats(stages)
 
 
+def _peak_gpu_memory_mb(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+
+
 def run_stream(
     method: Method,
     tasks: Sequence[Task | PairTask | TaskFormat],
@@ -159,7 +176,7 @@ def run_stream(
             starts as (adapters inactive, nothing trained).
         stream, config, extra: recorded in the result (``extra``: what a protocol adds).
     """
-    distributed.init()  # under torchrun: join the process group (data-parallel training)
+    distributed.init(method.device)  # under torchrun: join the process group
     tasks = [make_format(t, method.tokenizer) for t in tasks]
     evaluation = evaluation if evaluation is not None else EveryTask(tasks)
     saved = store.checkpoint() if store is not None else None
@@ -228,6 +245,8 @@ def run_stream(
         total_params=total,
         seconds=round(seconds, 2),
         peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        device=device_name(method.device),
+        peak_gpu_memory_mb=_peak_gpu_memory_mb(method.device),
         record=method.record(tasks),
         config=dict(config or {}),
         extra=dict(extra or {}),

@@ -109,7 +109,9 @@ class RunResult:
     trainable_params: int = 0
     total_params: int = 0
     seconds: float = 0.0
-    peak_memory_mb: float = 0.0
+    peak_memory_mb: float = 0.0  # the process's peak resident memory
+    device: str = "cpu"  # where it computed, e.g. "cpu", "mps", "cuda (NVIDIA H100 80GB HBM3)"
+    peak_gpu_memory_mb: float | None = None  # CUDA only
     record: MethodRecord | None = None
     config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ""

@@ -32,6 +32,7 @@ import dacite
 from clviz.analysis.metrics import drop_since_learned
 from clviz.backbone import load_backbone
 from clviz.core.config import TrainConfig
+from clviz.core.device import configure, resolve_device
 from clviz.core.evaluation import EveryTask, accuracy
 from clviz.core.formats import TaskFormat, make_format
 from clviz.core.io import write_json
@@ -71,6 +72,7 @@ class ProtocolConfig:
     lr: float = 1e-3
     finetune_lr: float = 1e-5
     bottleneck: int = 16
+    device: str | None = None  # auto | cpu | cuda | cuda:N | mps; None: $CLVIZ_DEVICE or auto
 
     def __post_init__(self) -> None:
         if self.order not in ORDERS:
@@ -174,7 +176,7 @@ def downstream_task(name: str, config: ProtocolConfig):
 
 def atlas_learner(config: ProtocolConfig, stages: str = "both") -> Atlas:
     """ATLAS with the protocol's budgets, on a freshly loaded backbone."""
-    model, _, tokenizer = load_backbone()
+    model, _, tokenizer = load_backbone(device=resolve_device(config.device))
     train = TrainConfig(steps=config.stage2_steps, batch_size=config.batch_size, lr=config.lr)
     options = AtlasOptions(
         bottleneck=config.bottleneck,
@@ -221,7 +223,7 @@ def run_upstream(
     store = RunStore(folder / "upstream-finetune", {**identity, "learner": "finetune"}, force=force)
     result = store.finished()
     if result is None:
-        model, _, tokenizer = load_backbone()
+        model, _, tokenizer = load_backbone(device=atlas.device)
         steps = tuple(s.steps for s in runs["atlas"].task_stats)
         train = TrainConfig(batch_size=config.batch_size, lr=config.finetune_lr, task_steps=steps)
         finetune = build_method("finetune", model, tokenizer, train)
@@ -287,6 +289,9 @@ def run_protocol(
     progress: bool = False,
 ) -> ProtocolResult:
     """Upstream and downstream results of one order (reused when finished)."""
+    device = resolve_device(config.device)
+    configure(device)
+    config = replace(config, device=device.type)  # a GPU's numbers are not the CPU's
     store = protocol_store(config, root, force)
     finished = store.finished()
     if finished is not None:

@@ -38,6 +38,7 @@ from clviz.core.loop import run_stream
 from clviz.core.result import RunResult
 from clviz.core.store import RunStore
 from clviz.core.task import Task
+from clviz.experiments.runs import placed
 from clviz.methods import build_method, get_method
 from clviz.methods.zeroshot import ZeroShot
 from clviz.world.tasks import WORLD_IMAGE_SIZE, make_task, stream_spec
@@ -222,6 +223,7 @@ def run_class_incremental(
     far after each step; ``metrics`` gives Avg and Last, ``zero_shot`` the untouched backbone
     on the same evaluations, ``extra`` the class order and the classes of each step."""
     get_method(config.method)
+    config, device = placed(config)
     store = class_incremental_store(
         config, dataset, steps, test_per_class, out_dir, root=root, force=force
     )
@@ -231,7 +233,7 @@ def run_class_incremental(
     torch.manual_seed(config.seed)
     pool = load_pool(dataset, config, test_per_class)
     train_tasks, seen_tasks = build_steps(pool, steps)
-    model, _, tokenizer = load_backbone(config.backbone, config.pretrained)
+    model, _, tokenizer = load_backbone(config.backbone, config.pretrained, device)
     evaluation = SeenClasses(
         [make_format(t, tokenizer) for t in seen_tasks], config.eval_batch_size
     )

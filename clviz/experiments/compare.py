@@ -49,10 +49,12 @@ def compare(
     root: str | Path | None = None,
     options: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
+    device: str | None = None,
 ) -> dict[str, RunResult]:
     """Results of each method on ``stream`` (run now, or reused when already finished), by
     method. Runs live in ``root`` (default :func:`clviz.core.store.results_root`), one folder
-    per config, so a fast-mode run never shadows a full one."""
+    per config, so a fast-mode run never shadows a full one. ``device``: see
+    :func:`clviz.core.device.resolve_device` (None: ``$CLVIZ_DEVICE`` or the best there is)."""
     train = TrainConfig() if steps is None else TrainConfig(steps=steps)
     return {
         name: run(
@@ -62,6 +64,7 @@ def compare(
                 seed=seed,
                 train=train,
                 options=(options or {}).get(name, {}),
+                device=device,
             ),
             root=root,
             progress=progress,

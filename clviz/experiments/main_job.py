@@ -53,6 +53,7 @@ def main_job(
     umap_methods: Sequence[str] | None = None,
     root: str | Path | None = None,
     progress: bool = True,
+    device: str | None = None,
 ) -> dict[str, Path]:
     """Run (or reuse) every method, then write the report and summary into ``out``.
 
@@ -66,7 +67,15 @@ def main_job(
     for i, name in enumerate(methods, 1):
         print(f"[{i}/{len(methods)}] {name} on {stream}", flush=True)
         results.update(
-            compare([name], stream=stream, seed=seed, steps=steps, root=root, progress=progress)
+            compare(
+                [name],
+                stream=stream,
+                seed=seed,
+                steps=steps,
+                root=root,
+                progress=progress,
+                device=device,
+            )
         )
     print("measuring drift and fitting the UMAP", flush=True)
     records = records_of(results)
@@ -76,7 +85,8 @@ def main_job(
     header = (
         f"{len(methods)} methods, seed {seed}, "
         f"{steps or 'default'} steps per task; runs in {root or results_root()}; made with torch "
-        f"{torch.__version__} on {platform.machine()} ({torch.get_num_threads()} threads)."
+        f"{torch.__version__} on {platform.machine()} ({torch.get_num_threads()} threads), "
+        f"device {next(iter(results.values())).device}."
     )
     report = write_report(out / "report.html", build_report(results, curves, dmap, chosen, header))
     summary = out / "summary.json"

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from clviz.backbone import load_backbone
 from clviz.core.clip import class_embeddings, embed_images
 from clviz.core.config import TrainConfig
+from clviz.core.device import resolve_device
 from clviz.core.formats import make_format
 from clviz.core.loop import Observer, run_stream
 from clviz.core.result import TaskStats
@@ -105,10 +106,15 @@ def moment(method: MulKI, state: MulKIState) -> Moment:
 
 
 def walk_through(
-    first: Task, second: Task, steps: int, options: dict[str, Any] | None = None, seed: int = 0
+    first: Task,
+    second: Task,
+    steps: int,
+    options: dict[str, Any] | None = None,
+    seed: int = 0,
+    device: str | None = None,
 ) -> Walk:
     """Learn ``first``, then ``second`` with MulKI, keeping what notebook 06 plots."""
-    model, _, tokenizer = load_backbone()
+    model, _, tokenizer = load_backbone(device=resolve_device(device))
     method = build_method("mulki", model, tokenizer, TrainConfig(steps=steps), options)
     watcher = WalkThrough(index=1)
     result = run_stream(method, [first, second], seed=seed, observers=[watcher], progress=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ import torch
 from clviz.analysis.drift import DriftObserver, make_probe
 from clviz.backbone import load_backbone
 from clviz.core.config import RunConfig, digest_of
+from clviz.core.device import configure, resolve_device
 from clviz.core.evaluation import EveryTask
 from clviz.core.formats import ClassificationFormat, make_format
 from clviz.core.loop import Observer, run_stream
@@ -26,6 +28,14 @@ from clviz.core.store import RunStore, memo, results_root, weights_digest
 from clviz.data.streams import load_stream
 from clviz.methods import build_method, get_method
 from clviz.methods.zeroshot import ZeroShot
+
+
+def placed(config: RunConfig) -> tuple[RunConfig, torch.device]:
+    """``config`` with its device resolved, and that device (set up for training). The device
+    type is part of the run's identity: a GPU's bf16 numbers are not the CPU's."""
+    device = resolve_device(config.device)
+    configure(device)
+    return replace(config, device=device.type), device
 
 
 def run_store(
@@ -56,6 +66,7 @@ def zero_shot_row(model, tokenizer, evaluation: EveryTask, config: RunConfig) ->
             "tasks": evaluation.columns,
             "labels": labels.hexdigest(),
             "data": [config.stream, config.seed, config.image_size, config.data_root],
+            "device": config.device,
             "batch_size": evaluation.batch_size,
         }
     )
@@ -75,13 +86,14 @@ def run(
     """Train and evaluate ``config`` on its stream (or reuse its finished run); the result's
     ``run_dir`` holds ``results.json``, the last checkpoint and the probe's ``features.pt``."""
     get_method(config.method)  # an unknown name fails before any work
+    config, device = placed(config)
     store = run_store(config, out_dir, root=root, force=force)
     finished = store.finished()
     if finished is not None:
         return finished
     torch.manual_seed(config.seed)
     tasks = load_stream(config)
-    model, _, tokenizer = load_backbone(config.backbone, config.pretrained)
+    model, _, tokenizer = load_backbone(config.backbone, config.pretrained, device)
     formats: list[ClassificationFormat] = [make_format(t, tokenizer) for t in tasks]
     evaluation = EveryTask(formats, config.eval_batch_size)
     zero_shot = zero_shot_row(model, tokenizer, evaluation, config)

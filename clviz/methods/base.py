@@ -37,6 +37,7 @@ from torch import nn
 
 from clviz.core.clip import class_embeddings, image_features
 from clviz.core.config import TrainConfig
+from clviz.core.device import module_device
 from clviz.core.formats import Batch, ClassificationFormat, ScoreHead, TaskFormat, logit_scale
 from clviz.core.result import MethodRecord
 
@@ -158,11 +159,16 @@ class Method:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.heads = {
-            name: ScoreHead.from_state(h).requires_grad_(False)
+            name: ScoreHead.from_state(h).to(self.device).requires_grad_(False)
             for name, h in state["heads"].items()
         }
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def device(self) -> torch.device:
+        """Where the model lives: everything the method creates goes there too."""
+        return module_device(self.model)
+
     @property
     def learning_rate(self) -> float:
         """The optimiser's learning rate (adapter methods take theirs from their options)."""
@@ -201,6 +207,7 @@ class Method:
         it is now, under the task's context."""
         head = task.make_head()
         if head is not None:
+            head = head.to(self.device)
             with self.context(task):
                 task.init_head(self.model, head)
             self.heads[task.name] = head
@@ -212,6 +219,7 @@ class Method:
             return self.heads[task.name]
         head = task.make_head()
         if head is not None:
+            head = head.to(self.device)
             with self.context(task):
                 task.init_head(self.model, head)
         return head

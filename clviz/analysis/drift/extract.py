@@ -76,7 +76,8 @@ def extract_snapshot(method, probe: Probe, batch_size: int = 256) -> Snapshot:
             text.setdefault(FINAL, []).append(method.text_embeddings(task).cpu())
         eot = tokens.argmax(dim=-1)  # CLIP pools at the end-of-text token (the highest id)
         for name, x in _block_outputs(trace, blocks["text"], len(tokens)).items():
-            pooled = F.normalize(x[torch.arange(len(tokens)), eot.to(x.device)], dim=-1)
+            rows = torch.arange(len(tokens), device=x.device)
+            pooled = F.normalize(x[rows, eot.to(x.device)], dim=-1)
             per_class = pooled.view(task.num_classes, -1, pooled.shape[-1]).mean(1)
             text.setdefault(name, []).append(per_class.cpu())
     # A layer enters the snapshot only if every task reached it (e.g. a method may skip a tower).

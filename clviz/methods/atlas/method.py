@@ -93,7 +93,9 @@ class Atlas(Method):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        device = self.device  # the backbone's, before the sites are attached
         self.sites: dict[str, AtlasSite] = attach_atlas(self.model, self.options.bottleneck)
+        self.model.to(device)
         self.query_sets: list[str] = []  # the task of each query set, in order
         self.adapter_owner: list[str] = []  # the task that added adapter j
         self.alphas: dict[str, dict[str, list[float] | None]] = {}  # per task, on its test data
@@ -128,6 +130,7 @@ class Atlas(Method):
             raise ValueError(f"task {task.name!r} was already learned; names must be unique")
         newest = len(self.query_sets) - 1 if self.query_sets else None
         (query_set,) = {site.add_task(newest) for site in self.sites.values()}
+        self.model.to(self.device)  # new parameters are drawn on the CPU (same numbers anywhere)
         self.query_sets.append(task.name)
         self.add_head(task)
         return AtlasState(task, index, query_set, self.stages_for_next())
@@ -160,6 +163,7 @@ class Atlas(Method):
             if stage == 2:  # novel knowledge: the task's own adapter, key and query
                 for site in self.sites.values():
                     site.add_adapter(state.query_set)
+                self.model.to(self.device)
                 self.adapter_owner.append(state.task.name)
             yield Stage(
                 self.stage_parameters(stage, state),
@@ -237,6 +241,7 @@ class Atlas(Method):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, structure in state["structure"].items():
             self.sites[name].rebuild(structure)
+        self.model.to(self.device)
         super().load_state_dict(state)
         for p in self.model.parameters():
             p.requires_grad_(False)

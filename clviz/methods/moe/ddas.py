@@ -9,9 +9,13 @@ input is out of distribution and goes to the untouched backbone (zero-shot).
 Where we differ from the reference, and why:
 
 - **Features.** The reference feeds ImageNet-AlexNet conv5 features through a sigmoid. Offline
-  we have no AlexNet, so we use the frozen backbone's own tokens after a middle block
-  (``feature_block``, all tokens flattened), also through a sigmoid: generic, pre-adapter
-  features, computed with every adapter bypassed.
+  we have no AlexNet, so we use the frozen backbone's own tokens after a late block
+  (``feature_block``), also through a sigmoid: generic, pre-adapter features, computed with
+  every adapter bypassed. ``pool="tokens"`` (the embedded default) keeps every token
+  (17 x 128 = 2,176 floats per image on the tiny CLIP); ``pool="mean"`` (the MTIL profile)
+  keeps their mean, ``width`` floats per image: 768 on ViT-B/16, i.e. 3 KB per image and
+  at most 75,750 x 3 KB = 233 MB for the largest MTIL training set (Food-101), where every
+  token would take 197 x 768 x 4 B = 605 KB per image, 46 GB.
 - **Threshold.** The reference uses a hand-set threshold. We calibrate it: a share of each
   task's training images (``heldout``) is kept from its autoencoder, and the threshold is the
   ``quantile`` of the winning reconstruction error over the held-out images of all learned
@@ -28,6 +32,8 @@ from torch import nn
 
 from clviz.core.clip import encode_images
 from clviz.hooks import clip_block_names, trace_batches
+
+POOLS = ("tokens", "mean")
 
 
 class TaskAutoencoder(nn.Module):
@@ -58,11 +64,14 @@ class DDAS(nn.Module):
         batch_size: int = 64,
         quantile: float = 0.95,
         feature_block: int = -2,
+        pool: str = "tokens",
     ):
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"unknown DDAS pooling {pool!r}; valid: {', '.join(POOLS)}")
         self.code_dims, self.steps, self.lr = code_dims, steps, lr
         self.weight_decay, self.batch_size = weight_decay, batch_size
-        self.quantile, self.feature_block = quantile, feature_block
+        self.quantile, self.feature_block, self.pool = quantile, feature_block, pool
         self.autoencoders = nn.ModuleList()
         self.register_buffer("threshold", torch.tensor(float("inf")))
         self.heldout: list[torch.Tensor] = []  # held-out features of each learned task
@@ -71,7 +80,8 @@ class DDAS(nn.Module):
     def features(
         self, model: nn.Module, images: torch.Tensor, batch_size: int = 256
     ) -> torch.Tensor:
-        """sigmoid(all tokens after block ``feature_block`` of the image tower), flattened.
+        """sigmoid(the tokens after block ``feature_block`` of the image tower): all of them
+        flattened (``pool="tokens"``) or their mean (``pool="mean"``); fp32 on any device.
 
         Call it with every adapter bypassed (``clviz.methods.sites.use_task(sites, None)``), or
         on the untouched backbone: DDAS must see generic, frozen features.
@@ -85,14 +95,18 @@ class DDAS(nn.Module):
             batch_size,
             stop=True,
         )
-        return torch.cat([torch.sigmoid(trace[block].flatten(1)) for _, trace in batches])
+        pooled = (
+            trace[block].flatten(1) if self.pool == "tokens" else trace[block].mean(dim=1)
+            for _, trace in batches
+        )
+        return torch.cat([torch.sigmoid(p.float()) for p in pooled])
 
     def fit_task(
         self, features: torch.Tensor, heldout: torch.Tensor, generator: torch.Generator
     ) -> list[float]:
         """Train a new autoencoder on one task's features, keep its held-out features, and
         recalibrate the threshold; returns the training losses."""
-        ae = TaskAutoencoder(features.shape[1], self.code_dims)
+        ae = TaskAutoencoder(features.shape[1], self.code_dims).to(features.device)
         optimizer = torch.optim.Adam(ae.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         losses = []
         for _ in range(self.steps):
@@ -103,12 +117,12 @@ class DDAS(nn.Module):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())
         ae.eval().requires_grad_(False)
         self.autoencoders.append(ae)
         self.heldout.append(heldout)
         self.calibrate()
-        return losses
+        return torch.stack(losses).tolist()
 
     @torch.no_grad()
     def errors(self, features: torch.Tensor) -> torch.Tensor:

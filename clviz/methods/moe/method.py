@@ -74,7 +74,9 @@ class MoEAdaptersTaskId(Method):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         o = self.options
+        device = self.device  # the backbone's, before the adapters are attached
         self.layers = attach_moe_adapters(self.model, o.experts, o.bottleneck, o.top_k)
+        self.model.to(device)
         self.routers: list[str] = []  # the task of each router, in order
         self.frozen: dict[str, set[int]] = {name: set() for name in self.layers}
         self.selections: list[dict[str, list[int]]] = []  # counts per learned task and layer
@@ -87,6 +89,7 @@ class MoEAdaptersTaskId(Method):
     def add_router(self) -> int:
         """One more router in every layer; returns its index (the same in every layer)."""
         (index,) = {layer.router.add_task() for layer in self.layers.values()}
+        self.model.to(self.device)  # the new routers join the backbone's device
         return index
 
     def router_for(self, task: TaskFormat) -> int:
@@ -165,6 +168,9 @@ class MoEAdaptersTaskId(Method):
         return adapters, sum(p.numel() for p in self.model.parameters())
 
 
+FEATURE_BATCH = 256  # images per DDAS feature pass (the default evaluation batch: cache hits)
+
+
 @dataclass
 class MoEDDASOptions(MoEOptions):
     ddas_steps: int = 300
@@ -172,6 +178,7 @@ class MoEDDASOptions(MoEOptions):
     ddas_quantile: float = 0.95  # share of held-out in-distribution images kept in distribution
     ddas_heldout: float = 0.1  # share of each task's training images kept from its autoencoder
     per_batch: bool = False  # the reference decides once per evaluation batch
+    ddas_pool: str = "tokens"  # DDAS features: every token ("tokens") or their mean ("mean")
     feature_cache_mb: int = 1024  # DDAS features kept between evaluations; 0 turns it off
 
 
@@ -210,7 +217,9 @@ class MoEAdapters(MoEAdaptersTaskId):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         o = self.options
-        self.ddas = DDAS(code_dims=o.ddas_code, steps=o.ddas_steps, quantile=o.ddas_quantile)
+        self.ddas = DDAS(
+            code_dims=o.ddas_code, steps=o.ddas_steps, quantile=o.ddas_quantile, pool=o.ddas_pool
+        ).to(self.device)
         # Frozen by construction, so computed once per test batch, not once per matrix row.
         self.generic_features = FeatureCache(self._backbone_features, o.feature_cache_mb << 20)
 
@@ -225,8 +234,14 @@ class MoEAdapters(MoEAdaptersTaskId):
         generator = torch.Generator().manual_seed(state.index)
         order = torch.randperm(task.size("train"), generator=generator)
         n_held = max(1, int(self.options.ddas_heldout * len(order)))
-        feats = self.generic_features(task.images("train"))
+        feats = self.split_features(task, "train")
         self.ddas.fit_task(feats[order[n_held:]], feats[order[:n_held]], generator)
+
+    def split_features(self, task: TaskFormat, split: str) -> torch.Tensor:
+        """DDAS features of a whole split, a batch at a time (a real dataset is read from disk
+        as it goes, never held as images); test batches hit the evaluation's cache."""
+        features = self.generic_features if split == "test" else self._backbone_features
+        return torch.cat([features(b.images) for b in task.batches(split, FEATURE_BATCH)])
 
     def context(self, task: TaskFormat) -> AbstractContextManager:
         """A task with a router (what DDAS picks for its familiar images) goes through it;
@@ -262,7 +277,7 @@ class MoEAdapters(MoEAdaptersTaskId):
         def predict(batch: Batch) -> torch.Tensor:
             self.model.eval()
             selected, ood, image = self.route(batch.images)
-            logits = torch.empty(len(batch), task.num_classes)
+            logits = image.new_empty(len(batch), task.num_classes)
             for router, bypass in {(int(t), bool(o)) for t, o in zip(selected, ood, strict=True)}:
                 rows = (selected == router) & (ood == bypass)
                 with use_task(self.layers.values(), None if bypass else router):
@@ -288,8 +303,9 @@ class MoEAdapters(MoEAdaptersTaskId):
         learned = list(self.routers)
         report = DDASReport({}, [], {}, learned, float(self.ddas.threshold))
         for task in tasks:
-            errors = self.ddas.errors(self.generic_features(task.images("test")))
+            errors = self.ddas.errors(self.split_features(task, "test")).cpu()
             selected, ood = self.ddas.select_from_errors(errors, per_batch)
+            selected, ood = selected.cpu(), ood.cpu()
             report.best_errors[task.name] = errors.min(dim=1).values.numpy().round(6).tolist()
             report.confusion.append(selection_confusion(selected, ood, len(learned)).tolist())
             own = learned.index(task.name) if task.name in learned else None
@@ -309,8 +325,9 @@ class MoEAdapters(MoEAdaptersTaskId):
         for heldout in state["ddas_heldout"]:
             self.ddas.autoencoders.append(
                 TaskAutoencoder(heldout.shape[1], self.options.ddas_code)
+                .to(self.device)
                 .eval()
                 .requires_grad_(False)
             )
         self.ddas.load_state_dict(state["ddas"])
-        self.ddas.heldout = list(state["ddas_heldout"])
+        self.ddas.heldout = [h.to(self.device) for h in state["ddas_heldout"]]

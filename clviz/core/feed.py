@@ -1,0 +1,96 @@
+"""Feeding batches to the model: in memory for the embedded world, a DataLoader for real data.
+
+The loop decides *which* examples make each batch (seeded index draws); this module decides
+*how* they arrive. A task whose images sit in memory (the embedded world, few-shot subsets) is
+indexed directly: no copy, no process. A task whose images are read from disk
+(:class:`~clviz.data.lazy.LazyImages`) is decoded by a torch ``DataLoader`` with worker
+processes, a couple of batches ahead, into pinned memory when the model is on a GPU, and copied
+with ``non_blocking=True``. Which examples are decoded never depends on the workers, so a run
+repeats exactly whatever ``$CLVIZ_WORKERS`` says.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+if TYPE_CHECKING:
+    from clviz.core.formats import Batch, TaskFormat
+
+Index = slice | torch.Tensor
+WORKERS_VAR = "CLVIZ_WORKERS"
+
+
+def loader_workers() -> int:
+    """Decoding processes for real datasets: ``$CLVIZ_WORKERS``, else up to 4 (one per core)."""
+    value = os.environ.get(WORKERS_VAR)
+    if value is None:
+        return min(4, os.cpu_count() or 1)
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = -1
+    if workers < 0:
+        raise ValueError(f"{WORKERS_VAR} must be a whole number >= 0, got {value!r}")
+    return workers
+
+
+def is_lazy(images: object) -> bool:
+    """Whether ``images`` are read from disk on demand (not a tensor in memory)."""
+    return images is not None and not isinstance(images, torch.Tensor)
+
+
+class _IndexedBatches(Dataset):
+    """Item ``i`` is the ``i``-th batch of ``split`` (what a DataLoader worker decodes)."""
+
+    def __init__(self, task: TaskFormat, split: str, indices: Sequence[Index]):
+        self.task, self.split, self.indices = task, split, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Batch:
+        return self.task.batch(self.split, self.indices[i])
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    """``batch`` with its tensors on ``device`` (asynchronous from pinned memory)."""
+    if device.type == "cpu":
+        return batch
+    move = {"non_blocking": True}
+    return replace(
+        batch,
+        labels=batch.labels.to(device, **move),
+        images=None if batch.images is None else batch.images.to(device, **move),
+        tokens=None if batch.tokens is None else batch.tokens.to(device, **move),
+    )
+
+
+def feed(
+    task: TaskFormat,
+    split: str,
+    indices: Sequence[Index],
+    device: torch.device | None = None,
+) -> Iterator[Batch]:
+    """The batches ``task.batch(split, i)`` for each ``i`` of ``indices``, in order, on
+    ``device`` (left where they are when None)."""
+    device = device or torch.device("cpu")
+    workers = loader_workers() if is_lazy(task.images(split)) else 0
+    if workers == 0:
+        for index in indices:
+            yield _to(task.batch(split, index), device)
+        return
+    loader = DataLoader(
+        _IndexedBatches(task, split, indices),
+        batch_size=None,  # items are whole batches already
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=2,
+    )
+    for batch in loader:
+        yield _to(batch, device)
