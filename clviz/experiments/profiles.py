@@ -65,8 +65,8 @@ PROFILES: dict[str, Profile] = {
         method_train={"moe-adapters": _MOE, "moe-adapters-taskid": _MOE},
         method_options={
             "zscl": {"we_every": 100, "l2": 1.0},
-            "moe-adapters": {"experts": 22, "lr": 1e-3},
-            "moe-adapters-taskid": {"experts": 22, "lr": 1e-3},
+            "moe-adapters": {"experts": 22, "lr": 1e-3, "ddas_pool": "mean"},
+            "moe-adapters-taskid": {"experts": 22, "lr": 1e-3, "ddas_pool": "mean"},
         },
         few_shot_steps=500,
         eval_batch_size=128,
