@@ -13,6 +13,7 @@ pretrained ViT-B/16 loads through the very same call. Two things are added on to
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -30,7 +31,9 @@ from torch import nn
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TINY_NAME = "clviz-tiny"
-TINY_CONFIG = PACKAGE_DIR / "configs" / f"{TINY_NAME}.json"
+# The tiny CLIP's architectures, all loading the bundled weights: the 64 px one is the same
+# network on an 8 x 8 patch grid, open_clip interpolating the 4 x 4 position embeddings.
+TINY_VARIANTS = (TINY_NAME, f"{TINY_NAME}-64")
 TINY_WEIGHTS = PACKAGE_DIR / "weights" / f"{TINY_NAME}.safetensors"
 TINY_MANIFEST = PACKAGE_DIR / "weights" / f"{TINY_NAME}.json"
 REBUILD_COMMAND = "python data_prep/pretrain_tiny_clip.py"
@@ -55,9 +58,26 @@ def random_init_quietly() -> Iterator[None]:
 
 @lru_cache(maxsize=1)
 def register_tiny_config() -> None:
-    """Make ``clviz-tiny`` a known open_clip architecture (idempotent)."""
-    if TINY_NAME not in open_clip.list_models():
-        open_clip.add_model_config(TINY_CONFIG)
+    """Make ``clviz-tiny`` (and its 64 px variant) known open_clip architectures (idempotent)."""
+    for name in TINY_VARIANTS:
+        if name not in open_clip.list_models():
+            open_clip.add_model_config(PACKAGE_DIR / "configs" / f"{name}.json")
+
+
+def register_config_file(name: str) -> str:
+    """``name`` itself, or, when it is the path of an open_clip model config (``.json``), the
+    architecture that file defines (registered with open_clip under the file's stem).
+
+    This is how a custom architecture (a narrower ViT for a quick test, say) goes through
+    exactly the same open_clip factory as ViT-B/16.
+    """
+    path = Path(name)
+    if path.suffix != ".json":
+        return name
+    if not path.is_file():
+        raise BackboneError(f"backbone config {name!r} does not exist; pass an existing .json file")
+    open_clip.add_model_config(path)
+    return path.stem
 
 
 def sha256_of(path: Path) -> str:
@@ -134,7 +154,7 @@ def resolve_weights(name: str, pretrained: str | os.PathLike | None) -> str | No
 
     Returns a local file path, a tag open_clip can download right now, or None (random init).
     """
-    if name == TINY_NAME and pretrained is None:
+    if name in TINY_VARIANTS and pretrained is None:
         return str(verify_tiny_weights())
     if pretrained is None:
         return None
@@ -166,6 +186,17 @@ def resolve_weights(name: str, pretrained: str | os.PathLike | None) -> str | No
     return text
 
 
+def load_resized(model: nn.Module, weights: Path) -> None:
+    """Load the bundled (fp16) weights into a tiny CLIP built for another image size: open_clip
+    interpolates the image position embeddings to the new patch grid (in fp32; its resize has
+    no half-precision kernel)."""
+    from safetensors.torch import load_file
+
+    state = {k: v.float() for k, v in load_file(str(weights)).items()}
+    open_clip.model.resize_pos_embed(state, model)
+    model.load_state_dict(state)
+
+
 def load_backbone(
     name: str = TINY_NAME,
     pretrained: str | os.PathLike | None = None,
@@ -174,7 +205,8 @@ def load_backbone(
     """Build a CLIP and return ``(model, preprocess, tokenizer)``, the model in eval mode.
 
     Args:
-        name: an open_clip architecture (``open_clip.list_models()``); ``clviz-tiny`` by default.
+        name: an open_clip architecture (``open_clip.list_models()``), ``clviz-tiny`` by
+            default, or the path of an open_clip model config file (``.json``).
         pretrained: ``None`` (bundled weights for ``clviz-tiny``, random init otherwise), a hub
             tag such as ``"openai"``, or the path of a local checkpoint file.
         device: where to put the model: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``;
@@ -184,16 +216,22 @@ def load_backbone(
 
     device = resolve_device(device)
     register_tiny_config()
+    name = register_config_file(name)
     if name not in open_clip.list_models():
         raise BackboneError(
-            f"unknown backbone {name!r}. Use {TINY_NAME!r} (bundled) or an open_clip "
-            "architecture such as 'ViT-B-16'; open_clip.list_models() lists them all."
+            f"unknown backbone {name!r}. Use {TINY_NAME!r} (bundled), an open_clip "
+            "architecture such as 'ViT-B-16' (open_clip.list_models() lists them all), or the "
+            "path of an open_clip model config (.json)."
         )
     weights = resolve_weights(name, pretrained)
+    resized = name in TINY_VARIANTS and name != TINY_NAME and pretrained is None
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=weights, device=device
-        )
+        with random_init_quietly() if resized else contextlib.nullcontext():
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=None if resized else weights, device=device
+            )
+        if resized:
+            load_resized(model, Path(weights))
     except RuntimeError as err:
         raise BackboneError(f"could not load {name!r} with pretrained={weights!r}: {err}") from err
     model.eval()

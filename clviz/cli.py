@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+import torch
+
 from clviz.backbone import BackboneError
 from clviz.core.device import DeviceError
 from clviz.core.result import ResultError
@@ -20,9 +22,11 @@ USER_ERRORS = (
     DeviceError,
     RunDirError,
     ResultError,
+    torch.OutOfMemoryError,  # its message names the batch size and --batch-size
 )
 
 
+PROFILE_HELP = "embedded (CPU, the default), classroom-gpu (one GPU, 64 px) or mtil (real data)"
 DEVICE_HELP = "auto (default: CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps"
 
 
@@ -199,6 +203,7 @@ def _main_job(args: argparse.Namespace) -> int:
         methods=args.methods,
         steps=steps,
         device=args.device,
+        profile=args.profile,
     )
     print(f"report:  {paths['report'].resolve()}")
     print(f"summary: {paths['summary'].resolve()}")
@@ -240,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="*", default=None, help="default: every method")
     p.add_argument("--fast", action="store_true", help="the smoke stream, 10 steps per task")
     p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument("--profile", default=None, help=PROFILE_HELP)
     p.set_defaults(func=_main_job)
 
     p = sub.add_parser("notebooks", help="execute notebooks into .ipynb and .html files")
@@ -249,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--method", required=True, help="method name (see 'clviz list')")
-        p.add_argument("--profile", default="embedded", help="embedded (default) or mtil")
+        p.add_argument("--profile", default="embedded", help=PROFILE_HELP)
         p.add_argument("--stream", default=None, help="task stream (default: the profile's)")
         p.add_argument("--data-root", default=None, help="real datasets' folder ($CLVIZ_DATA)")
         p.add_argument("--seed", type=int, default=0)

@@ -36,6 +36,10 @@ def clip_preprocess(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
+class ImageReadError(ValueError):
+    """An image file of a dataset cannot be read; the message names the file."""
+
+
 class FileReader:
     """Open image ``i`` of a list of paths (picklable, so data-loader workers can use it)."""
 
@@ -43,9 +47,15 @@ class FileReader:
         self.paths = [str(p) for p in paths]
 
     def __call__(self, i: int) -> Image.Image:
-        with open(self.paths[i], "rb") as f:
-            image = Image.open(f)
-            image.load()
+        try:
+            with open(self.paths[i], "rb") as f:
+                image = Image.open(f)
+                image.load()
+        except OSError as err:  # missing, truncated or not an image (PIL's errors are OSErrors)
+            raise ImageReadError(
+                f"cannot read image {self.paths[i]} ({err}); restore the file from the original "
+                "dataset, or delete the dataset's folder and copy it again"
+            ) from err
         return image
 
     def __len__(self) -> int:

@@ -446,6 +446,32 @@ def make_mtil_task(
     return _make_task(name, resolve_data_root(root).resolve(), size, few_shot, seed, download)
 
 
+def parse_mtil_stream(name: str) -> MTILStream:
+    """The real stream ``name``: a named one (``mtil``, ``mtil-fewshot``...), or a named one
+    restricted to some of its datasets, in the order given: ``mtil:Aircraft,DTD,MNIST``.
+
+    A subset is how a reduced real stream runs (a quick look on a laptop, or CI on fake folders
+    of three datasets); its folder in the run store carries the subset in its name.
+    """
+    base, _, subset = name.partition(":")
+    if base not in MTIL_STREAMS:
+        raise ValueError(
+            f"unknown real stream {base!r}; valid: {', '.join(MTIL_STREAMS)} "
+            "(optionally restricted, e.g. 'mtil:Aircraft,DTD,MNIST')"
+        )
+    spec = MTIL_STREAMS[base]
+    if not subset:
+        return spec
+    datasets = tuple(d.strip() for d in subset.split(","))
+    unknown = [d for d in datasets if d not in spec.datasets]
+    if unknown or len(set(datasets)) != len(datasets):
+        raise ValueError(
+            f"stream {name!r} names {'unknown' if unknown else 'repeated'} datasets "
+            f"{unknown or list(datasets)}; choose each once from: {', '.join(spec.datasets)}"
+        )
+    return MTILStream(datasets, spec.few_shot, f"{spec.description}, only {', '.join(datasets)}")
+
+
 def get_mtil_stream(
     name: str = "mtil",
     root: str | os.PathLike | None = None,
@@ -453,10 +479,9 @@ def get_mtil_stream(
     seed: int = 0,
     download: bool = False,
 ) -> tuple[Task, ...]:
-    """The tasks of real stream ``name`` (``mtil``, ``mtil-ii``, ``mtil-fewshot``...) in order."""
-    if name not in MTIL_STREAMS:
-        raise ValueError(f"unknown real stream {name!r}; valid: {', '.join(MTIL_STREAMS)}")
-    spec = MTIL_STREAMS[name]
+    """The tasks of real stream ``name`` (``mtil``, ``mtil-ii``, ``mtil-fewshot``, or a subset
+    such as ``mtil:Aircraft,DTD``; see :func:`parse_mtil_stream`) in order."""
+    spec = parse_mtil_stream(name)
     return tuple(
         make_mtil_task(d, root, image_size, spec.few_shot, seed, download) for d in spec.datasets
     )

@@ -19,8 +19,9 @@ def real_streams() -> dict[str, str]:
 
 
 def is_real_stream(name: str) -> bool:
-    """Whether ``name`` is a real-dataset stream (as opposed to the embedded world)."""
-    return name in real_streams()
+    """Whether ``name`` is a real-dataset stream (as opposed to the embedded world), including a
+    subset of one such as ``mtil:Aircraft,DTD``."""
+    return name.partition(":")[0] in real_streams()
 
 
 def list_all_streams() -> list[str]:
@@ -32,6 +33,10 @@ def check_stream(name: str) -> None:
     """Raise a ValueError listing every valid stream when ``name`` is not one of them."""
     if name not in STREAMS and not is_real_stream(name):
         raise ValueError(f"unknown stream {name!r}; valid streams: {', '.join(list_all_streams())}")
+    if is_real_stream(name):
+        from clviz.data.mtil import parse_mtil_stream
+
+        parse_mtil_stream(name)  # a subset naming unknown datasets fails before any work
 
 
 def load_stream(config: RunConfig) -> tuple[Task, ...]:
@@ -43,7 +48,7 @@ def load_stream(config: RunConfig) -> tuple[Task, ...]:
     """
     check_stream(config.stream)
     if is_real_stream(config.stream):
-        from clviz.data.mtil import get_mtil_stream
+        from clviz.data.mtil import get_mtil_stream  # a malformed subset fails here, named
 
         return get_mtil_stream(
             config.stream, root=config.data_root, image_size=config.image_size, seed=config.seed

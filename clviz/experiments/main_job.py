@@ -22,6 +22,7 @@ from clviz.analysis.drift.extract import FINAL
 from clviz.core.io import write_json
 from clviz.core.store import results_root
 from clviz.experiments.compare import compare
+from clviz.experiments.profiles import default_profile
 from clviz.experiments.tables import metric_rows
 from clviz.methods import get_method, list_methods
 from clviz.report import build_report, write_report
@@ -54,11 +55,14 @@ def main_job(
     root: str | Path | None = None,
     progress: bool = True,
     device: str | None = None,
+    profile: str | None = None,
 ) -> dict[str, Path]:
     """Run (or reuse) every method, then write the report and summary into ``out``.
 
-    Runs live in ``root`` (default :func:`clviz.core.store.results_root`)."""
+    Runs live in ``root`` (default :func:`clviz.core.store.results_root`); ``profile`` defaults
+    to ``$CLVIZ_PROFILE`` or ``embedded`` (``classroom-gpu`` for a student's GPU)."""
     started = time.perf_counter()
+    profile = profile or default_profile()
     out = Path(out)
     methods = list(methods or list_methods())
     for name in methods:
@@ -75,6 +79,7 @@ def main_job(
                 root=root,
                 progress=progress,
                 device=device,
+                profile=profile,
             )
         )
     print("measuring drift and fitting the UMAP", flush=True)
@@ -83,7 +88,7 @@ def main_job(
     chosen = [m for m in (umap_methods or UMAP_METHODS) if m in results] or methods[:1]
     dmap = drift_map({m: records[m] for m in chosen}, seed=seed, cache_dir=out / "drift")
     header = (
-        f"{len(methods)} methods, seed {seed}, "
+        f"{len(methods)} methods, profile {profile}, seed {seed}, "
         f"{steps or 'default'} steps per task; runs in {root or results_root()}; made with torch "
         f"{torch.__version__} on {platform.machine()} ({torch.get_num_threads()} threads), "
         f"device {next(iter(results.values())).device}."
@@ -94,6 +99,7 @@ def main_job(
         summary,
         {
             "stream": stream,
+            "profile": profile,
             "seed": seed,
             "comparison": [asdict(row) for row in metric_rows(results)],
             "drift": {m: drift_summary(c) for m, c in curves.items()},

@@ -50,7 +50,8 @@ def run_store(
     identity = config.as_dict()
     if out_dir is not None:
         return RunStore(out_dir, identity, force=force)
-    name = f"{config.method}_{config.stream}_seed{config.seed}"
+    stream = config.stream.replace(":", "-").replace(",", "+")  # a subset, safe on any disk
+    name = f"{config.method}_{stream}_seed{config.seed}"
     return RunStore.named(name, identity, root=root, force=force)
 
 

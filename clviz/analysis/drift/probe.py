@@ -2,8 +2,8 @@
 
 Every checkpoint of a run is looked at through the same probe, so any change in its features is
 a change of the model, never of the data. Images come from the test split (never trained on),
-the first ``per_class`` of each class, so the probe is the same for every method and seed run
-on the same world.
+the first ``per_class`` of each class (or all of a class's, where it has fewer), so the probe is
+the same for every method and seed run on the same world.
 """
 
 from __future__ import annotations
@@ -50,19 +50,22 @@ class Probe:
 
 
 def make_probe(tasks: Sequence[ClassificationFormat], per_class: int = DEFAULT_PER_CLASS) -> Probe:
-    """The first ``per_class`` test images of each class of every task."""
+    """The first ``per_class`` test images of each class of every task (all of them where a
+    class has fewer, as small real test splits do)."""
     if per_class < 2:
         raise ValueError(f"per_class must be at least 2 (k-NN needs neighbours), got {per_class}")
     images, task_ids, labels = [], [], []
     for i, task in enumerate(tasks):
-        for c in range(task.num_classes):
-            idx = torch.nonzero(task.test_labels == c).flatten()[:per_class]
-            if len(idx) < per_class:
-                raise ValueError(
-                    f"task {task.name!r} has {len(idx)} test images of class {c}; "
-                    f"lower per_class (now {per_class})"
-                )
-            images.append(task.images("test")[idx])
-            task_ids.append(torch.full((per_class,), i, dtype=torch.long))
-            labels.append(torch.full((per_class,), c, dtype=torch.long))
+        chosen = [
+            torch.nonzero(task.test_labels == c).flatten()[:per_class]
+            for c in range(task.num_classes)
+        ]
+        idx = torch.cat(chosen)
+        if len(idx) < 2:
+            raise ValueError(
+                f"task {task.name!r} has {len(idx)} test image(s); the probe needs at least 2"
+            )
+        images.append(task.images("test")[idx])
+        task_ids.append(torch.full((len(idx),), i, dtype=torch.long))
+        labels.append(task.test_labels[idx])
     return Probe(tuple(tasks), torch.cat(images), torch.cat(task_ids), torch.cat(labels))

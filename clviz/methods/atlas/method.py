@@ -22,8 +22,9 @@ Budgets (our choice): stage 2 gets ``TrainConfig.steps`` (the budget every other
 learn a task), stage 1 half of it unless ``stage1_steps`` is set, so the first task takes 100
 steps and every later one 150. A classification task's head is its class prompts through the
 adapted text tower, no extra weights; a matching or entailment task adds a
-:class:`~clviz.core.formats.ScoreHead` (a weight and a bias per class, one shared centre). ATLAS learns every task format, so the mixed
-multi-modal streams of the ATLAS protocol use this very class through the same loop.
+:class:`~clviz.core.formats.ScoreHead` (a weight and a bias per class, one shared centre).
+ATLAS learns every task format, so the mixed multi-modal streams of the ATLAS protocol use this
+very class through the same loop.
 """
 
 from __future__ import annotations

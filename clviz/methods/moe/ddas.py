@@ -86,7 +86,14 @@ class DDAS(nn.Module):
         Call it with every adapter bypassed (``clviz.methods.sites.use_task(sites, None)``), or
         on the untouched backbone: DDAS must see generic, frozen features.
         """
-        block = clip_block_names(model)["image"][self.feature_block]
+        blocks = clip_block_names(model)["image"]
+        if not -len(blocks) <= self.feature_block < len(blocks):
+            raise ValueError(
+                f"DDAS reads the features after image block {self.feature_block}, but this "
+                f"backbone's image tower has {len(blocks)} block(s); set the option "
+                "ddas_block to one that exists"
+            )
+        block = blocks[self.feature_block]
         batches = trace_batches(
             model,
             block,

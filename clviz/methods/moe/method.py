@@ -179,6 +179,7 @@ class MoEDDASOptions(MoEOptions):
     ddas_heldout: float = 0.1  # share of each task's training images kept from its autoencoder
     per_batch: bool = False  # the reference decides once per evaluation batch
     ddas_pool: str = "tokens"  # DDAS features: every token ("tokens") or their mean ("mean")
+    ddas_block: int = -2  # the image block whose output DDAS reads (-2: the last but one)
     feature_cache_mb: int = 1024  # DDAS features kept between evaluations; 0 turns it off
 
 
@@ -218,7 +219,11 @@ class MoEAdapters(MoEAdaptersTaskId):
         super().__init__(*args, **kwargs)
         o = self.options
         self.ddas = DDAS(
-            code_dims=o.ddas_code, steps=o.ddas_steps, quantile=o.ddas_quantile, pool=o.ddas_pool
+            code_dims=o.ddas_code,
+            steps=o.ddas_steps,
+            quantile=o.ddas_quantile,
+            feature_block=o.ddas_block,
+            pool=o.ddas_pool,
         ).to(self.device)
         # Frozen by construction, so computed once per test batch, not once per matrix row.
         self.generic_features = FeatureCache(self._backbone_features, o.feature_cache_mb << 20)

@@ -1,0 +1,35 @@
+"""The benchmark scripts that CI keeps alive in their ``--small`` mode (no GPU there)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_small_on_the_cpu():
+    out = run_script("gpu.py", "--small", "--methods", "finetune", "moe-adapters", "--device", "cpu")
+    assert out.startswith("device: cpu")
+    assert "finetune" in out and "images/s" in out and "ratio" in out
+    assert "identical matrices" in out and "main job" in out
+
+
+def test_loader_benchmark_compares_workers():
+    out = run_script("loader.py", "--small")
+    assert "0 workers" in out and "2 workers" in out and "images/s" in out
