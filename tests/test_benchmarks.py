@@ -24,7 +24,8 @@ def run_script(name: str, *args: str) -> str:
 
 @pytest.mark.slow
 def test_gpu_benchmark_runs_small_on_the_cpu():
-    out = run_script("gpu.py", "--small", "--methods", "finetune", "moe-adapters", "--device", "cpu")
+    methods = ("--methods", "finetune", "moe-adapters")
+    out = run_script("gpu.py", "--small", *methods, "--device", "cpu")
     assert out.startswith("device: cpu")
     assert "finetune" in out and "images/s" in out and "ratio" in out
     assert "identical matrices" in out and "main job" in out

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from clviz.core import RunResult
-from clviz.experiments.compare import notebook_budget
+from clviz.experiments.compare import compare, notebook_budget
 from clviz.experiments.tables import ablation_table, comparison_table, metric_rows
 
 
@@ -15,6 +17,19 @@ def test_fast_mode_is_switched_by_the_environment(monkeypatch):
     monkeypatch.setenv("CLVIZ_FAST", "0")
     full = notebook_budget()
     assert full.stream == "default" and not full.fast and full.steps == 100
+
+
+def test_the_classroom_gpu_profile_draws_64_px_for_the_64_px_tiny_clip(monkeypatch, tmp_path):
+    monkeypatch.setenv("CLVIZ_FAST", "0")
+    monkeypatch.setenv("CLVIZ_PROFILE", "classroom-gpu")
+    budget = notebook_budget()
+    assert budget.steps == 300 and "classroom-gpu" in budget.describe()
+    (result,) = compare(["finetune"], stream="smoke", steps=2, root=tmp_path).values()
+    assert result.config["backbone"] == "clviz-tiny-64" and result.config["image_size"] == 64
+    assert result.config["train"]["batch_size"] == 128
+    monkeypatch.setenv("CLVIZ_PROFILE", "gpu")
+    with pytest.raises(ValueError, match="unknown profile 'gpu'; valid profiles: embedded"):
+        notebook_budget()
 
 
 def runs() -> dict[str, RunResult]:

@@ -110,7 +110,8 @@ def out_of_memory_hint(batch_size: int, option: str = "--batch-size") -> Iterato
         yield
     except torch.OutOfMemoryError as err:
         raise torch.OutOfMemoryError(
-            f"out of GPU memory at batch size {batch_size}: lower it with {option} (or a smaller "
-            f"backbone / image size). The last finished task's checkpoint is intact; rerun the "
-            f"same command to resume from it. Original error: {err}"
+            f"out of GPU memory at batch size {batch_size}: lower it with {option} (or use a "
+            "smaller backbone or image size; a new batch size starts a new run). The last "
+            "finished task's checkpoint is intact: the same command resumes from it once the "
+            f"memory is free. Original error: {err}"
         ) from err
