@@ -33,7 +33,7 @@ from pathlib import Path
 import open_clip
 import torch
 
-from clviz.backbone import random_init_quietly, register_config_file
+from clviz.backbone import image_normalization, random_init_quietly, register_config_file
 from clviz.core import EveryTask, Observer, TrainConfig, learn_task, make_format
 from clviz.core.device import autocast, configure, device_name, resolve_device
 from clviz.core.feed import feed
@@ -80,6 +80,11 @@ def backbone(small: bool, device: torch.device):
     with random_init_quietly():
         model = open_clip.create_model(name, device=device)
     return model.eval(), open_clip.get_tokenizer(name)
+
+
+def input_size(model) -> int:
+    """The square image side the model takes."""
+    return image_normalization(model)[2]
 
 
 def peak_mb(device: torch.device) -> str:
@@ -155,8 +160,7 @@ def moe_ratio(args, device, model, tokenizer, tasks) -> None:
 def evaluation(args, device, model, tokenizer) -> None:
     names = ("EuroSAT", "MNIST", "OxfordPet") if args.small else MTIL_ORDER_I
     root = make_fake_mtil(Path(tempfile.mkdtemp()) / "mtil", names, 2, args.test_per_class)
-    size = model.visual.image_size
-    size = size[0] if isinstance(size, tuple | list) else size
+    size = input_size(model)
     stream = "mtil:" + ",".join(names)
     tasks = [make_format(t, tokenizer) for t in get_mtil_stream(stream, root, image_size=size)]
     method = build_method("moe-adapters", copy.deepcopy(model), tokenizer, TrainConfig(steps=1))
@@ -202,8 +206,7 @@ def main() -> None:
     configure(device)
     print(f"device: {device_name(device)}; torch {torch.__version__}")
     model, tokenizer = backbone(args.small, device)
-    size = model.visual.image_size
-    size = size[0] if isinstance(size, tuple | list) else size
+    size = input_size(model)
     tasks = get_stream("smoke", image_size=size)
     throughput(args, device, model, tokenizer, tasks)
     moe_ratio(args, device, model, tokenizer, tasks)

@@ -13,12 +13,15 @@ nothing changes: fp32 throughout, results bit for bit as before.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
+from typing import TypeVar
 
 import torch
 
 ENV_VAR = "CLVIZ_DEVICE"
+C = TypeVar("C")
 
 
 class DeviceError(ValueError):
@@ -72,6 +75,15 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
         f"{', '.join(available_devices())}. Pass --device auto (or set {ENV_VAR}=auto) to use "
         "the best one there is."
     )
+
+
+def place(config: C) -> tuple[C, torch.device]:
+    """``config`` (a dataclass with a ``device`` field) with that device resolved to its type,
+    and the device itself, set up for training. The type is part of a run's identity: a GPU's
+    bf16 numbers are not the CPU's."""
+    device = resolve_device(config.device)
+    configure(device)
+    return dataclasses.replace(config, device=device.type), device
 
 
 def device_name(device: torch.device) -> str:

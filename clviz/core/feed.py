@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -58,19 +57,6 @@ class _IndexedBatches(Dataset):
         return self.task.batch(self.split, self.indices[i])
 
 
-def _to(batch: Batch, device: torch.device) -> Batch:
-    """``batch`` with its tensors on ``device`` (asynchronous from pinned memory)."""
-    if device.type == "cpu":
-        return batch
-    move = {"non_blocking": True}
-    return replace(
-        batch,
-        labels=batch.labels.to(device, **move),
-        images=None if batch.images is None else batch.images.to(device, **move),
-        tokens=None if batch.tokens is None else batch.tokens.to(device, **move),
-    )
-
-
 def feed(
     task: TaskFormat,
     split: str,
@@ -83,7 +69,7 @@ def feed(
     workers = loader_workers() if is_lazy(task.images(split)) else 0
     if workers == 0:
         for index in indices:
-            yield _to(task.batch(split, index), device)
+            yield task.batch(split, index).to(device)
         return
     loader = DataLoader(
         _IndexedBatches(task, split, indices),
@@ -93,4 +79,4 @@ def feed(
         prefetch_factor=2,
     )
     for batch in loader:
-        yield _to(batch, device)
+        yield batch.to(device)

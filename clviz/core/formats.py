@@ -22,8 +22,8 @@ A format is bound to a tokenizer (:func:`make_format`), so its prompts are token
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -54,11 +54,21 @@ class Batch:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+        """The batch with ``fn`` applied to each of its tensors."""
+        tensors = {k: getattr(self, k) for k in ("labels", "images", "tokens")}
+        return replace(self, **{k: None if v is None else fn(v) for k, v in tensors.items()})
+
     def pin_memory(self) -> Batch:
         """The batch in page-locked memory (what a DataLoader calls before a GPU copy)."""
-        pin = {k: getattr(self, k) for k in ("labels", "images", "tokens")}
-        pinned = {k: None if v is None else v.pin_memory() for k, v in pin.items()}
-        return Batch(self.split, self.index, **pinned)
+        return self._map(torch.Tensor.pin_memory)
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch on ``device``, copied asynchronously (from pinned memory); itself for the
+        CPU, where batches are made."""
+        if device.type == "cpu":
+            return self
+        return self._map(lambda t: t.to(device, non_blocking=True))
 
 
 def logit_scale(model: nn.Module) -> torch.Tensor:

@@ -32,7 +32,7 @@ import dacite
 from clviz.analysis.metrics import drop_since_learned
 from clviz.backbone import load_backbone
 from clviz.core.config import TrainConfig
-from clviz.core.device import configure, resolve_device
+from clviz.core.device import place
 from clviz.core.evaluation import EveryTask, accuracy
 from clviz.core.formats import TaskFormat, make_format
 from clviz.core.io import write_json
@@ -176,7 +176,7 @@ def downstream_task(name: str, config: ProtocolConfig):
 
 def atlas_learner(config: ProtocolConfig, stages: str = "both") -> Atlas:
     """ATLAS with the protocol's budgets, on a freshly loaded backbone."""
-    model, _, tokenizer = load_backbone(device=resolve_device(config.device))
+    model, _, tokenizer = load_backbone(device=config.device)
     train = TrainConfig(steps=config.stage2_steps, batch_size=config.batch_size, lr=config.lr)
     options = AtlasOptions(
         bottleneck=config.bottleneck,
@@ -289,9 +289,7 @@ def run_protocol(
     progress: bool = False,
 ) -> ProtocolResult:
     """Upstream and downstream results of one order (reused when finished)."""
-    device = resolve_device(config.device)
-    configure(device)
-    config = replace(config, device=device.type)  # a GPU's numbers are not the CPU's
+    config, _ = place(config)
     store = protocol_store(config, root, force)
     finished = store.finished()
     if finished is not None:

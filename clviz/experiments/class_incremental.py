@@ -32,13 +32,13 @@ import torch
 
 from clviz.backbone import load_backbone
 from clviz.core.config import RunConfig
+from clviz.core.device import place
 from clviz.core.evaluation import SeenClasses
 from clviz.core.formats import make_format
 from clviz.core.loop import run_stream
 from clviz.core.result import RunResult
 from clviz.core.store import RunStore
 from clviz.core.task import Task
-from clviz.experiments.runs import placed
 from clviz.methods import build_method, get_method
 from clviz.methods.zeroshot import ZeroShot
 from clviz.world.tasks import WORLD_IMAGE_SIZE, make_task, stream_spec
@@ -223,7 +223,7 @@ def run_class_incremental(
     far after each step; ``metrics`` gives Avg and Last, ``zero_shot`` the untouched backbone
     on the same evaluations, ``extra`` the class order and the classes of each step."""
     get_method(config.method)
-    config, device = placed(config)
+    config, device = place(config)
     store = class_incremental_store(
         config, dataset, steps, test_per_class, out_dir, root=root, force=force
     )

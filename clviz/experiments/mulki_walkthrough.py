@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from clviz.backbone import load_backbone
 from clviz.core.clip import class_embeddings, embed_images
 from clviz.core.config import TrainConfig
-from clviz.core.device import resolve_device
 from clviz.core.formats import make_format
 from clviz.core.loop import Observer, run_stream
 from clviz.core.result import TaskStats
@@ -114,7 +113,7 @@ def walk_through(
     device: str | None = None,
 ) -> Walk:
     """Learn ``first``, then ``second`` with MulKI, keeping what notebook 06 plots."""
-    model, _, tokenizer = load_backbone(device=resolve_device(device))
+    model, _, tokenizer = load_backbone(device=device)
     method = build_method("mulki", model, tokenizer, TrainConfig(steps=steps), options)
     watcher = WalkThrough(index=1)
     result = run_stream(method, [first, second], seed=seed, observers=[watcher], progress=False)

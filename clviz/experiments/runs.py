@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ import torch
 from clviz.analysis.drift import DriftObserver, make_probe
 from clviz.backbone import load_backbone
 from clviz.core.config import RunConfig, digest_of
-from clviz.core.device import configure, resolve_device
+from clviz.core.device import place
 from clviz.core.evaluation import EveryTask
 from clviz.core.formats import ClassificationFormat, make_format
 from clviz.core.loop import Observer, run_stream
@@ -28,14 +27,6 @@ from clviz.core.store import RunStore, memo, results_root, weights_digest
 from clviz.data.streams import load_stream
 from clviz.methods import build_method, get_method
 from clviz.methods.zeroshot import ZeroShot
-
-
-def placed(config: RunConfig) -> tuple[RunConfig, torch.device]:
-    """``config`` with its device resolved, and that device (set up for training). The device
-    type is part of the run's identity: a GPU's bf16 numbers are not the CPU's."""
-    device = resolve_device(config.device)
-    configure(device)
-    return replace(config, device=device.type), device
 
 
 def run_store(
@@ -87,7 +78,7 @@ def run(
     """Train and evaluate ``config`` on its stream (or reuse its finished run); the result's
     ``run_dir`` holds ``results.json``, the last checkpoint and the probe's ``features.pt``."""
     get_method(config.method)  # an unknown name fails before any work
-    config, device = placed(config)
+    config, device = place(config)
     store = run_store(config, out_dir, root=root, force=force)
     finished = store.finished()
     if finished is not None:
