@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import tempfile
 import time
@@ -37,17 +36,11 @@ from clviz.backbone import image_normalization, random_init_quietly, register_co
 from clviz.core import EveryTask, Observer, TrainConfig, learn_task, make_format
 from clviz.core.device import autocast, configure, device_name, resolve_device
 from clviz.core.feed import feed
-from clviz.data.fake import make_fake_mtil
+from clviz.data.fake import make_fake_mtil, write_narrow_vit
 from clviz.data.mtil import MTIL_ORDER_I, get_mtil_stream
 from clviz.experiments.main_job import main_job
 from clviz.methods import build_method, list_methods
 from clviz.world.tasks import get_stream
-
-NARROW_VIT = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 1, "layers": 2},
-}
 
 
 class TrainingClock(Observer):
@@ -73,9 +66,7 @@ def backbone(small: bool, device: torch.device):
     """A randomly initialised ViT-B-16 (or, with ``--small``, a narrow ViT) and its tokenizer."""
     name = "ViT-B-16"
     if small:
-        path = Path(tempfile.mkdtemp()) / "narrow-vit.json"
-        path.write_text(json.dumps(NARROW_VIT))
-        name = register_config_file(str(path))
+        name = register_config_file(str(write_narrow_vit(tempfile.mkdtemp(), 64, 16)))
     torch.manual_seed(0)
     with random_init_quietly():
         model = open_clip.create_model(name, device=device)

@@ -10,37 +10,17 @@ option to the method without DDAS.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import open_clip
 import pytest
-import torch
 
-from clviz.backbone import random_init_quietly, register_config_file
 from clviz.cli import main
 from clviz.core.result import RunResult
-from clviz.data.fake import make_fake_mtil
+from clviz.data.fake import make_fake_mtil, save_random_weights, write_narrow_vit
 from clviz.methods import list_methods
 
 STREAM = "mtil:EuroSAT,MNIST,OxfordPet"
-NARROW_VIT = {  # ViT-B-16's code path at 224 px, a few thousand times cheaper
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 32, "patch_size": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 1, "layers": 2},
-}
-
 FEWER_DDAS_STEPS = ("--options", '{"ddas_steps": 20}')  # DDAS's autoencoders: 20 steps, not 300
-
-
-def save_random_weights(name: str, path: Path) -> Path:
-    """A randomly initialised open_clip model ``name`` saved as a local weights file (bf16)."""
-    torch.manual_seed(0)
-    with random_init_quietly():
-        model = open_clip.create_model(name)
-    state = {k: v.bfloat16() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch.save(state, path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +28,8 @@ def real(tmp_path_factory):
     """Fake dataset folders and the narrow ViT (config file and weights)."""
     root = tmp_path_factory.mktemp("real")
     data = make_fake_mtil(root / "data", ["EuroSAT", "MNIST", "OxfordPet", "CIFAR100"], 2, 1)
-    config = root / "narrow-vit.json"
-    config.write_text(json.dumps(NARROW_VIT))
-    weights = save_random_weights(register_config_file(str(config)), root / "narrow-vit.pt")
+    config = write_narrow_vit(root)
+    weights = save_random_weights(config, root / "narrow-vit.pt")
     return {"root": root, "data": data, "backbone": config, "weights": weights}
 
 
@@ -70,7 +49,7 @@ def test_every_method_runs_the_mtil_profile(real, method):
     out = cli(real, method, "run", method, "--stream", STREAM, "--steps", "2", *extra)
     result = RunResult.load(out / "results.json")
     assert result.tasks == ["EuroSAT", "MNIST", "OxfordPet"]
-    assert result.config["backbone"].endswith("narrow-vit.json")
+    assert result.config["backbone"].endswith("narrow-vit-224.json")
     assert result.config["image_size"] == 224 and result.device == "cpu"
     assert all(0.0 <= a <= 100.0 for row in result.matrix for a in row if a is not None)
     if method == "moe-adapters":  # DDAS routed the images of all three learned tasks

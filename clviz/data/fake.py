@@ -2,6 +2,8 @@
 
 A test and demonstration utility: the tests build these folders to check every loader without
 the real data, and notebook 09 uses them to show a real-benchmark run end to end on a laptop.
+:func:`write_narrow_vit` and :func:`save_random_weights` give such runs a cheap open_clip ViT and
+a local weights file, so nothing is downloaded.
 Every class gets a few small images of one colour (a shade per class, with a light pattern), so
 a model can learn them; names are synthetic where the loaders take names from the data, and the
 real folder names where the loaders map folder names to CLIP's (Caltech101, EuroSAT).
@@ -234,3 +236,48 @@ def make_fake_mtil(
         rng = np.random.default_rng([seed, list(BUILDERS).index(name)])
         BUILDERS[name](root, rng, train_per_class, test_per_class)
     return root
+
+
+def write_narrow_vit(
+    folder: str | os.PathLike, image_size: int = 224, patch_size: int = 32
+) -> Path:
+    """Write the open_clip config of a narrow ViT (2 + 2 layers, widths 64 and 32) taking
+    ``image_size`` px, and return its path: pass it as ``--backbone`` to run ViT-B/16's code
+    path (same open_clip factory, same tokenizer) a few thousand times cheaper."""
+    config = {
+        "embed_dim": 32,
+        "vision_cfg": {
+            "image_size": image_size,
+            "layers": 2,
+            "width": 64,
+            "head_width": 32,
+            "patch_size": patch_size,
+        },
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 32,
+            "heads": 1,
+            "layers": 2,
+        },
+    }
+    path = Path(folder) / f"narrow-vit-{image_size}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=1))
+    return path
+
+
+def save_random_weights(backbone: str, path: str | os.PathLike, seed: int = 0) -> Path:
+    """Save a randomly initialised open_clip ``backbone`` (a name or a config file) as a local
+    weights file (bf16, half the size), as a downloaded checkpoint would be passed."""
+    import open_clip
+    import torch
+
+    from clviz.backbone import random_init_quietly, register_config_file
+
+    torch.manual_seed(seed)
+    with random_init_quietly():
+        model = open_clip.create_model(register_config_file(str(backbone)))
+    state = {k: v.bfloat16() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    torch.save(state, path)
+    return Path(path)
