@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import clviz
+import clviz.core.evaluation
+import clviz.core.loop
 from clviz.cli import main
 from clviz.core.config import RunConfig, TrainConfig
 from clviz.core.device import DeviceError, available_devices, resolve_device
@@ -19,6 +21,7 @@ from clviz.data.fake import make_fake_mtil
 from clviz.data.lazy import ImageReadError
 from clviz.data.mtil import make_mtil_task
 from clviz.experiments.runs import run
+from clviz.methods import METHODS
 from clviz.methods.base import Method
 
 
@@ -109,3 +112,18 @@ def test_out_of_memory_names_the_batch_size_and_keeps_the_last_checkpoint(tmp_pa
     monkeypatch.setattr(Method, "loss", real_loss)
     resumed = run(config, tmp_path / "resumed", progress=False)
     assert resumed.matrix == clean.matrix
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_trains_and_evaluates_under_bf16_autocast(tmp_path, monkeypatch, method):
+    """CUDA runs train and evaluate under bf16 autocast; CPU autocast exercises the same mixed
+    dtypes here, so a dtype clash (bf16 logits into an fp32 buffer) fails in CI, not on a GPU."""
+
+    def cpu_bf16(device):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+    monkeypatch.setattr(clviz.core.loop, "autocast", cpu_bf16)
+    monkeypatch.setattr(clviz.core.evaluation, "autocast", cpu_bf16)
+    config = RunConfig(method, stream="smoke", train=TrainConfig(steps=2, batch_size=8))
+    result = run(config, tmp_path, progress=False)
+    assert len(result.matrix) == 3 and all(0 <= a <= 100 for row in result.matrix for a in row)

@@ -287,7 +287,7 @@ class MoEAdapters(MoEAdaptersTaskId):
                 rows = (selected == router) & (ood == bypass)
                 with use_task(self.layers.values(), None if bypass else router):
                     text = class_embeddings(self.model, task.prompt_tokens, task.num_classes)
-                logits[rows] = image[rows] @ text.T
+                logits[rows] = (image[rows] @ text.T).to(logits.dtype)
             return logits
 
         return predict

@@ -56,7 +56,8 @@ class NoisyTopKRouter(nn.Module):
         m = min(self.top_k + 1, self.num_experts)
         top_logits, top_index = logits.topk(m, dim=-1)
         index, gates = top_index[:, : self.top_k], F.softmax(top_logits[:, : self.top_k], dim=-1)
-        dense = torch.zeros_like(logits).scatter(1, index, gates)
+        # Under autocast the clean logits are bf16 while softmax is kept in fp32.
+        dense = logits.new_zeros(logits.shape, dtype=gates.dtype).scatter(1, index, gates)
         if noisy and self.top_k < self.num_experts:
             load = _prob_in_top_k(clean, logits, std, top_logits, self.top_k).sum(0)
         else:

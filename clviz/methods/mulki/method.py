@@ -308,7 +308,7 @@ class MulKI(Method):
         """The pretrained teacher's per-sample weights over the task."""
         if not weights:
             return TeacherWeightSummary()
-        w = torch.cat(weights).numpy()
+        w = torch.cat(weights).float().numpy()
         counts, _ = np.histogram(w, bins=WEIGHT_BINS, range=(0.0, 1.0))
         return TeacherWeightSummary(
             count=len(w),
