@@ -31,11 +31,11 @@ def make_atlas(make_method):
     return make
 
 
-def test_ortho_penalty_on_known_input():
+def test_ortho_penalty_is_the_references_mean_over_rows_times_width():
     assert ortho_penalty(torch.eye(3)).item() == 0.0
     t = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # T T^T = [[1, 1], [1, 1]]: two off-diagonal 1s
-    assert ortho_penalty(t).item() == pytest.approx(0.5)
-    assert ortho_penalty(torch.tensor([[2.0, 0.0]])).item() == pytest.approx(9.0)  # (4 - 1)^2
+    assert ortho_penalty(t).item() == pytest.approx(0.5 / 4)  # mean 2/4, over 2 rows x 2 dims
+    assert ortho_penalty(torch.tensor([[2.0, 0.0]])).item() == pytest.approx(9.0 / 2)
 
 
 def test_attention_pool_is_a_convex_combination_of_query_and_tokens():

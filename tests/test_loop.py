@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
+from unittest import mock
 
 import pytest
+import torch
 
 from clviz.core import Observer, RunStore, learn_task, run_stream
 from clviz.core.config import RunConfig, TrainConfig
 from clviz.core.store import RunDirError
 from clviz.experiments.runs import run
+from clviz.methods import build_method
 from clviz.world import get_stream
 
 
@@ -161,3 +165,59 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path):
         RunStore(tmp_path, {"a": 2}).checkpoint()
     assert RunStore(tmp_path, {"a": 2}, force=True).checkpoint() is None
     assert RunStore(tmp_path, {"a": 1}).checkpoint()["rows"] == []
+
+
+def test_schedules_match_the_references_on_hand_computed_steps():
+    from clviz.core.schedules import lr_factor, warmup_steps
+
+    cosine = lr_factor("cosine", steps=10, warmup=2)  # ZSCL's utils.cosine_lr
+    assert [cosine(0), cosine(1)] == [0.5, 1.0]  # (step + 1) / warmup
+    assert cosine(2) == 1.0 and cosine(6) == pytest.approx(0.5)  # half-way through the decay
+    linear = lr_factor("linear", steps=10, warmup=warmup_steps(10, warmup_ratio=0.1))  # ATLAS
+    assert [linear(0), linear(1), linear(5), linear(9)] == [
+        0.0,
+        1.0,
+        pytest.approx(5 / 9),
+        pytest.approx(1 / 9),
+    ]
+    assert lr_factor("constant", 10, 0)(7) == 1.0
+    with pytest.raises(ValueError, match="valid schedules: constant, cosine, linear"):
+        TrainConfig(schedule="step")
+
+
+def test_the_optimiser_follows_the_schedule_and_per_task_rates(tiny, small_task):
+    seen = []
+
+    class Spy(Observer):
+        def on_task_start(self, method, state):
+            real = torch.optim.AdamW.step
+
+            def step(opt, *args, **kwargs):
+                seen.append(opt.param_groups[0]["lr"])
+                return real(opt, *args, **kwargs)
+
+            self.patch = mock.patch.object(torch.optim.AdamW, "step", step)
+            self.patch.start()
+
+        def on_task_trained(self, method, state):
+            self.patch.stop()
+
+    model, _, tokenizer = tiny
+    train = TrainConfig(
+        steps=4, batch_size=8, schedule="cosine", warmup_steps=2, task_lr={"shapes": 1e-3}
+    )
+    method = build_method("finetune", copy.deepcopy(model), tokenizer, train)
+    learn_task(method, small_task, observers=[Spy()], progress=False)
+    assert seen == pytest.approx([5e-4, 1e-3, 1e-3, 5e-4])  # warm-up, then cos over 2 steps
+
+
+def test_training_sees_one_prompt_per_class_and_evaluation_every_template(fmt, small_task):
+    task = fmt(small_task)
+    per_class = len(small_task.templates)
+    assert per_class > 1 and len(task.prompt_tokens) == task.num_classes * per_class
+    first = task.for_training("first")
+    assert len(first.prompt_tokens) == task.num_classes
+    torch.testing.assert_close(first.prompt_tokens, task.prompt_tokens[::per_class])
+    assert task.for_training("ensemble") is task
+    with pytest.raises(ValueError, match="valid: first, ensemble"):
+        TrainConfig(prompts="all")

@@ -9,8 +9,8 @@ import torch
 from helpers import predict
 
 from clviz.core import Observer, learn_task, make_format, run_stream
+from clviz.core.clip import embed_images, encode_texts
 from clviz.methods import METHODS, build_method, get_method, make_options
-from clviz.world import make_task
 
 
 def test_registry_names_every_baseline():
@@ -42,19 +42,42 @@ def test_wise_ft_lands_halfway(make_method, tiny, small_task):
     torch.testing.assert_close(wise.model.state_dict()[key], expected)
 
 
-def test_lwf_distils_only_from_the_second_task(make_method, small_task, fmt):
+def test_wise_ft_defaults_to_zscls_alpha(make_method, small_task):
+    wise = make_method("wise-ft")
+    assert wise.options.alpha == 0.8
+    start = copy.deepcopy(wise.model.state_dict())
+    ft = make_method("finetune")
+    learn_task(ft, small_task, progress=False)
+    learn_task(wise, small_task, progress=False)
+    key = "visual.proj"
+    expected = 0.2 * start[key] + 0.8 * ft.model.state_dict()[key]  # alpha * q + (1 - alpha) * k
+    torch.testing.assert_close(wise.model.state_dict()[key], expected)
+
+
+def test_lwf_distils_the_previous_model_both_ways_from_the_first_task(make_method, small_task, fmt):
+    """At the start of a task the student is its teacher, so each distillation term is the
+    teacher's own tempered entropy (times T^2), image -> text over the classes and text ->
+    image over the reference batch, with the teacher's single-template class texts."""
     method = make_method("lwf")
-    first = method.begin_task(fmt(small_task), 0)
-    assert first.teacher is None
-    method.end_task(first)
-    assert len(method.old_prompts) == 8  # one prompt per class learned
-    second = fmt(make_task("colors", train_per_class=4, test_per_class=2))
-    state = method.begin_task(second, 1)
-    assert state.teacher is not None and len(state.old_tokens) == 8
-    batch = second.batch("train", torch.arange(8))
+    task = fmt(small_task)
+    state = method.begin_task(task.for_training("first"), 0)  # task 1: the pretrained teacher
+    batch = task.batch("train", torch.arange(8))
+    draws = torch.Generator().manual_seed(int(state.reference_draws.initial_seed()))
     total = method.loss(batch, state)
-    plain = method.task_loss(batch, second)
-    assert total.item() > plain.item()
+    plain = method.task_loss(batch, state.task)
+    index = torch.randint(task.size("train"), (8,), generator=draws)
+    prompts = [small_task.prompts(c)[0] for c in range(task.num_classes)]
+    with torch.no_grad():
+        text = encode_texts(method.model, method.tokenizer(prompts))
+        image = embed_images(method.model, task.images("train")[index])
+        logits = method.model.logit_scale.exp() * image @ text.T
+
+    def entropy_t2(z):  # T^2 x mean cross-entropy of softmax(z / T) with itself, T = 2
+        p = torch.softmax(z / 2, dim=-1)
+        return -(p * torch.log_softmax(z / 2, dim=-1)).sum(-1).mean() * 4
+
+    expected = plain + entropy_t2(logits) + entropy_t2(logits.T)
+    torch.testing.assert_close(total, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_zscl_ensemble_and_penalty(make_method, small_task):

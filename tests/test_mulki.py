@@ -81,14 +81,17 @@ def test_teacher_weights_lie_in_unit_interval_sum_to_one_and_follow_confidence()
         teacher_weights(torch.rand(3), 1.0)
 
 
-def test_weight_average_is_the_mean_of_the_folds_and_interpolation_is_linear():
-    a, b, c = torch.zeros(3), torch.ones(3), torch.full((3,), 5.0)
-    avg = WeightAverage([a])
-    for t in (a, b, c):
-        avg.fold([t])
-    out = torch.empty(3)
+def test_weight_average_counts_the_start_as_the_first_sample_and_interpolation_is_linear():
+    start, b, c = torch.full((3,), 3.0), torch.ones(3), torch.full((3,), 5.0)
+    avg = WeightAverage([start])
+    out = torch.full((3,), -1.0)
     avg.copy_to([out])
-    torch.testing.assert_close(out, torch.full((3,), 2.0))
+    torch.testing.assert_close(out, torch.full((3,), -1.0))  # nothing folded yet: no-op
+    avg.fold([b])
+    torch.testing.assert_close(avg.average[0], torch.full((3,), 2.0))  # (3 + 1) / 2, as ZSCL
+    avg.fold([c])
+    avg.copy_to([out])
+    torch.testing.assert_close(out, torch.full((3,), 3.0))  # (3 + 1 + 5) / 3
     state = {"w": torch.full((2,), 4.0), "n": torch.tensor([7])}
     interpolate_(state, {"w": torch.zeros(2), "n": torch.tensor([1])}, 0.25)
     torch.testing.assert_close(state["w"], torch.full((2,), 1.0))

@@ -7,6 +7,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from clviz.core.schedules import SCHEDULES
+
+TRAINING_PROMPTS = ("first", "ensemble")
+
 
 @dataclass
 class TrainConfig:
@@ -15,6 +19,15 @@ class TrainConfig:
     ``task_steps`` gives each task of the stream its own number of steps (in stream order)
     where a budget must match another method's: the ATLAS protocol gives continual fine-tuning
     the steps ATLAS took on each task.
+
+    ``schedule`` is the learning-rate schedule of each stage (:mod:`clviz.core.schedules`), with
+    ``warmup_steps`` or ``warmup_ratio`` of its steps to warm up; ``task_lr`` gives tasks their
+    own base rate by name (the references' per-task rates); ``betas`` and ``eps`` are AdamW's.
+
+    ``prompts`` is how class names become training texts: ``"first"`` (the default) is one
+    prompt per class from the task's first template, as ZSCL, MoE-Adapters and ATLAS train
+    (``template = dataset.template``); ``"ensemble"`` is the mean over every template, what
+    evaluation always uses (CLIP's zero-shot classifier).
     """
 
     steps: int = 100
@@ -23,6 +36,24 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.2
     task_steps: tuple[int, ...] | None = None
+    prompts: str = "first"
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    task_lr: dict[str, float] | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.prompts not in TRAINING_PROMPTS:
+            raise ValueError(
+                f"unknown training prompts {self.prompts!r}; valid: {', '.join(TRAINING_PROMPTS)}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}"
+            )
+        self.betas = tuple(self.betas)  # a list when read back from JSON
 
     def steps_for(self, index: int) -> int:
         """The training steps of the ``index``-th task of the stream."""
@@ -58,7 +89,8 @@ class RunConfig:
     device: str | None = None  # auto | cpu | cuda | cuda:N | mps; None: $CLVIZ_DEVICE or auto
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The config as JSON holds it (tuples as lists), so a saved config reads back equal."""
+        return json.loads(json.dumps(asdict(self)))
 
     def digest(self) -> str:
         """A short stable hash of the full config: same config, same results."""

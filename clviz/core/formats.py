@@ -22,6 +22,7 @@ A format is bound to a tokenizer (:func:`make_format`), so its prompts are token
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -134,6 +135,11 @@ class TaskFormat:
             slices = list(distributed.shard_batches(slices))
         yield from feed(self, split, slices, device)
 
+    def for_training(self, prompts: str) -> TaskFormat:
+        """The format as training sees it (``TrainConfig.prompts``); evaluation always uses
+        the format itself. Only class prompts have a choice to make."""
+        return self
+
     def make_head(self) -> nn.Module | None:
         """The task's own learnable parameters beyond the model (None for most formats)."""
         return None
@@ -178,6 +184,17 @@ class ClassificationFormat(TaskFormat):
     def text_side(self, model: nn.Module) -> torch.Tensor:
         """The class embeddings (C x D)."""
         return class_embeddings(model, self.prompt_tokens, self.num_classes)
+
+    def for_training(self, prompts: str) -> ClassificationFormat:
+        """``"first"``: the same task with one prompt per class, its first template (what the
+        references train on); ``"ensemble"``: every template, as evaluation."""
+        per_class = len(self.prompt_tokens) // self.num_classes
+        if prompts == "ensemble" or per_class == 1:
+            return self
+        view = copy.copy(self)
+        tokens = self.prompt_tokens.view(self.num_classes, per_class, -1)
+        view.prompt_tokens = tokens[:, 0].contiguous()
+        return view
 
     def logits(self, model, batch, head=None, text=None):
         image = embed_images(model, batch.images)  # the image tower first, then the text tower

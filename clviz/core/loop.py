@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
 from clviz.core import distributed
@@ -28,6 +29,7 @@ from clviz.core.evaluation import Evaluation, EveryTask
 from clviz.core.feed import feed
 from clviz.core.formats import Batch, PairTask, Task, TaskFormat, make_format
 from clviz.core.result import RunResult, StageStats, TaskStats
+from clviz.core.schedules import lr_factor, warmup_steps
 
 if TYPE_CHECKING:
     from clviz.core.store import RunStore
@@ -71,12 +73,20 @@ def optimize(
     method: Method, state: TaskState, stage: Stage, generator: torch.Generator, progress: bool
 ) -> StageStats:
     """``stage.steps`` AdamW steps, each on ``batch_size`` training examples drawn with
-    replacement by ``generator``, of ``method.loss`` under the task's context."""
+    replacement by ``generator``, of ``method.loss`` under the task's context, the rate
+    following ``TrainConfig.schedule``."""
     task, train = state.task, method.train_config
     model = method.model
     optimizer = torch.optim.AdamW(
-        stage.params, lr=stage.lr, weight_decay=train.weight_decay, fused=True
+        stage.params,
+        lr=stage.lr,
+        weight_decay=train.weight_decay,
+        betas=train.betas,
+        eps=train.eps,
+        fused=True,
     )
+    warmup = warmup_steps(stage.steps, train.warmup_steps, train.warmup_ratio)
+    scheduler = LambdaLR(optimizer, lr_factor(train.schedule, stage.steps, warmup))
 
     def batch_loss(batch: Batch) -> torch.Tensor:
         with method.context(task):
@@ -107,6 +117,7 @@ def optimize(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.step()
         method.after_step(state, step)
         losses.append(loss.detach())
     model.eval()
@@ -129,7 +140,7 @@ def learn_task(
     task = make_format(task, method.tokenizer)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    state = method.begin_task(task, index)
+    state = method.begin_task(task.for_training(method.train_config.prompts), index)
     for observer in observers:
         observer.on_task_start(method, state)
     stages = [

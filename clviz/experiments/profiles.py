@@ -10,19 +10,27 @@ profile gives exactly the config the CLI and notebooks always used (same digest,
 at 32 px, so its zero-shot accuracy starts lower), 300 steps per task at batch 128. Our
 choice, not a paper's; ``docs/devices.md`` has what was measured.
 The ``mtil`` profile is open_clip ViT-B/16 (weights from a hub tag such as ``openai`` or a local
-file), 224 px, on the real datasets, with the reference budgets:
+file), 224 px, on the real datasets, with the reference budgets and schedules:
 
 - ZSCL (Thunderbeee/ZSCL ``mtil/scripts/ZSCL.sh``, ``src/args.py``): 1000 iterations per task,
-  batch 64, label smoothing 0.2, lr 1e-5 (5e-5 for Aircraft and MNIST), weight ensemble every
-  100 iterations, L2 weight 1; fine-tuning (``finetune.sh``) uses the same budget and lr.
+  batch 64, label smoothing 0.2, per-task lr 1e-5 (5e-5 for Aircraft and MNIST), cosine decay
+  after 100 warm-up steps (``utils.cosine_lr``, ``--warmup_length 100``), weight ensemble every
+  100 iterations, L2 weight 1. Its baselines (``finetune.sh``, ``lwf.sh``,
+  ``WiSE_finetune.sh``) use the same budget, rates and schedule; MulKI takes them too (our
+  choice: its code is not public).
 - MoE-Adapters (JiazuoYu/MoE-Adapters4CL ``mtil/scripts/train/
   train_full_shot_router11_experts22_1000iters.sh``): 1000 iterations, 22 experts, label
-  smoothing 0.2, lr 1e-3 for most tasks (per task, order I: 5e-3 1e-3 5e-3 1e-3 1e-4 1e-3 1e-3
-  1e-4 1e-3 1e-3 1e-3). Few-shot: 500 iterations per task as in the paper (the repository's
-  few-shot script runs 1000).
-The engine trains every task with one learning rate, so the profile uses each method's most
-common reference value and records the per-task lists in :data:`REFERENCE_TASK_LR`; per-task
-rates are not applied (yet). LwF and WiSE-FT take ZSCL's fine-tuning budget (ZSCL's baselines).
+  smoothing 0.2, per-task lr (order I: 5e-3 1e-3 5e-3 1e-3 1e-4 1e-3 1e-3 1e-4 1e-3 1e-3 1e-3),
+  the same cosine schedule. Few-shot (``train_few_shot_router11_experts22_1000iters.sh``,
+  despite its name): 500 iterations per task at its own per-task rates (8e-3 5e-4 2e-4 5e-3
+  1e-3 1e-3 1e-2 1e-4 1e-2 1e-2 1e-2).
+- ATLAS (lihong2303/ATLAS ``Model/vilt_model.py``, ``Config/train_snlive.yaml``): linear decay
+  to 0 after a 10% warm-up (``get_polynomial_decay_schedule_with_warmup``, power 1), AdamW with
+  weight decay 0.01, betas (0.9, 0.98), eps 1e-4. ATLAS was not run on MTIL by its authors; the
+  budget is ZSCL's.
+
+Per-task rates are keyed by dataset name (:data:`REFERENCE_TASK_LR`), so they follow a dataset
+into order II or a subset stream.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from clviz.core.config import RunConfig, TrainConfig
+from clviz.data.mtil import MTIL_ORDER_I
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,27 @@ class Profile:
     eval_batch_size: int = 256
 
 
-_MOE = {"lr": 1e-3, "steps": 1000, "batch_size": 64}
+def _by_dataset(*rates: float) -> dict[str, float]:
+    return dict(zip(MTIL_ORDER_I, rates, strict=True))
+
+
+REFERENCE_TASK_LR: dict[str, dict[str, float]] = {
+    "zscl": _by_dataset(5e-5, 1e-5, 1e-5, 1e-5, 1e-5, 1e-5, 1e-5, 5e-5, 1e-5, 1e-5, 1e-5),
+    "moe-adapters": _by_dataset(5e-3, 1e-3, 5e-3, 1e-3, 1e-4, 1e-3, 1e-3, 1e-4, 1e-3, 1e-3, 1e-3),
+    "moe-adapters-fewshot": _by_dataset(
+        8e-3, 5e-4, 2e-4, 5e-3, 1e-3, 1e-3, 1e-2, 1e-4, 1e-2, 1e-2, 1e-2
+    ),
+}  # order I in the reference scripts cited above; by dataset here
+_COSINE = {"schedule": "cosine", "warmup_steps": 100}
+_ZSCL = {**_COSINE, "task_lr": REFERENCE_TASK_LR["zscl"]}
+_MOE = {**_COSINE, "task_lr": REFERENCE_TASK_LR["moe-adapters"], "steps": 1000, "batch_size": 64}
+_ATLAS = {
+    "schedule": "linear",
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "betas": (0.9, 0.98),
+    "eps": 1e-4,
+}
 PROFILES: dict[str, Profile] = {
     "embedded": Profile(
         "embedded",
@@ -80,7 +109,12 @@ PROFILES: dict[str, Profile] = {
         image_size=224,
         stream="mtil",
         train=TrainConfig(steps=1000, batch_size=64, lr=1e-5, label_smoothing=0.2),
-        method_train={"moe-adapters": _MOE, "moe-adapters-taskid": _MOE},
+        method_train={
+            **{m: _ZSCL for m in ("finetune", "lwf", "wise-ft", "zscl", "mulki")},
+            "moe-adapters": _MOE,
+            "moe-adapters-taskid": _MOE,
+            "atlas": _ATLAS,
+        },
         method_options={
             "zscl": {"we_every": 100, "l2": 1.0},
             "moe-adapters": {"experts": 22, "lr": 1e-3, "ddas_pool": "mean"},
@@ -90,13 +124,6 @@ PROFILES: dict[str, Profile] = {
         eval_batch_size=128,
     ),
 }
-
-REFERENCE_TASK_LR = {
-    "zscl": (5e-5, 1e-5, 1e-5, 1e-5, 1e-5, 1e-5, 1e-5, 5e-5, 1e-5, 1e-5, 1e-5),
-    "moe-adapters": (5e-3, 1e-3, 5e-3, 1e-3, 1e-4, 1e-3, 1e-3, 1e-4, 1e-3, 1e-3, 1e-3),
-    "moe-adapters-fewshot": (5e-3, 1e-4, 5e-3, 1e-3, 1e-4, 1e-3, 1e-3, 1e-4, 1e-3, 1e-3, 1e-3),
-}  # order I, from the reference scripts cited above
-
 
 PROFILE_ENV = "CLVIZ_PROFILE"
 
@@ -138,6 +165,8 @@ def make_config(
     train = replace(p.train, **p.method_train.get(method, {}))
     if p.few_shot_steps is not None and stream.endswith("fewshot"):
         train = replace(train, steps=p.few_shot_steps)
+        if train.task_lr is not None and method.startswith("moe-adapters"):
+            train = replace(train, task_lr=REFERENCE_TASK_LR["moe-adapters-fewshot"])
     if steps is not None:
         train = replace(train, steps=steps)
     if train_overrides:

@@ -92,7 +92,7 @@ class Method:
         """The optimisation stages of the task (one, by default)."""
         yield Stage(
             self.trainable_parameters(state),
-            self.learning_rate,
+            self.learning_rate_for(state.task),
             self.train_config.steps_for(state.index),
         )
 
@@ -173,6 +173,11 @@ class Method:
     def learning_rate(self) -> float:
         """The optimiser's learning rate (adapter methods take theirs from their options)."""
         return self.train_config.lr
+
+    def learning_rate_for(self, task: TaskFormat) -> float:
+        """``task``'s base rate: ``TrainConfig.task_lr[task.name]`` where given (a reference's
+        per-task rates), else :attr:`learning_rate`."""
+        return (self.train_config.task_lr or {}).get(task.name, self.learning_rate)
 
     def model_parameters(self) -> list[nn.Parameter]:
         """Every weight of the model but the logit scale (what full fine-tuning trains)."""

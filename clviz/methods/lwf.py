@@ -1,11 +1,23 @@
-"""LwF, Learning without Forgetting (Li & Hoiem, 2017), for CLIP.
+"""LwF (Li & Hoiem, 2017) as ZSCL's MTIL baseline runs it for CLIP.
 
-While learning task t, the model from before the task is a frozen teacher. On the current
-task's images, the student's logits over the classes of every *earlier* task are distilled
-towards the teacher's (tempered soft labels). No old data is stored: the old classes enter only
-through their names. Our choices, where the papers leave it open: one prompt per old class (its
-task's first template), the teacher's class embeddings fixed for the task, ``T = 2``, weight 1;
-nothing is distilled on the first task.
+ZSCL's table (``mtil/scripts/lwf.sh``) runs LwF through ZSCL's own distillation code
+(``mtil/src/models/finetune.py``, ``--method ZSCL --image_loss --text_loss``) with the *current*
+task as the reference data and the previous task's checkpoint as the reference model:
+
+- **teacher**: a frozen copy of the model from before the task; on the first task that is the
+  pretrained model, so task 1 is distilled too;
+- **reference batch**: a second batch of the current task's training images, drawn apart from
+  the cross-entropy batch (the reference iterates its own loader over the task);
+- **reference texts**: the current task's class prompts, one template, embedded by the
+  *teacher* (its text embeddings are fixed during the task, so they are computed once);
+- **both directions**: the student's image embeddings against the teacher's text embeddings,
+  distilled towards the teacher's logits over the classes (image -> text) and over the batch's
+  images (text -> image, the transposed logits), each with ``T = 2`` and weight 1. Only the image
+  tower receives the distillation's gradient.
+
+Unlike ZSCL there is no L2 penalty and no weight ensemble. Classic LwF distils the *old* tasks'
+outputs on new data; with CLIP the old "heads" are class names, and ZSCL's variant keeps the
+whole image-text geometry of the current task close to the previous model's instead.
 """
 
 from __future__ import annotations
@@ -23,61 +35,48 @@ from clviz.methods.distill import distillation_loss
 
 @dataclass
 class LwFOptions:
-    weight: float = 1.0
-    temperature: float = 2.0
+    image_loss: float = 1.0  # weight of image -> text distillation (``--image_loss``)
+    text_loss: float = 1.0  # weight of text -> image distillation (``--text_loss``)
+    temperature: float = 2.0  # ``--T``
+    reference_batch: int | None = None  # None: the training batch size, as the reference
 
 
 @dataclass
 class LwFState(TaskState):
-    teacher: nn.Module | None = None  # the model from before the task (None on the first)
-    old_tokens: torch.Tensor | None = None  # one prompt per class of every earlier task
-    teacher_text: torch.Tensor | None = None  # the teacher's embeddings of those prompts
+    teacher: nn.Module  # the model from before the task (the pretrained one on task 1)
+    teacher_text: torch.Tensor  # the teacher's embeddings of the task's class prompts
+    reference_draws: torch.Generator  # which training images each step distils on
 
 
 @register_method
 class LwF(Method):
     name = "lwf"
-    summary = "distil the previous model's predictions over old classes on new images"
+    summary = "distil the previous model's image-text logits on the current task (ZSCL's LwF)"
     Options = LwFOptions
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.old_prompts: list[str] = []  # one prompt per class of every task learned so far
-
     def begin_task(self, task: TaskFormat, index: int) -> LwFState:
-        state = LwFState(classification_only(self, task), index)
-        if self.old_prompts:
-            state.old_tokens = self.tokenizer(self.old_prompts)
-            state.teacher = self.snapshot()
-            with torch.no_grad():
-                state.teacher_text = class_embeddings(
-                    state.teacher, state.old_tokens, len(self.old_prompts)
-                )
-        return state
+        task = classification_only(self, task)
+        teacher = self.snapshot()
+        tokens = task.for_training("first").prompt_tokens  # one prompt per class
+        with torch.no_grad():
+            teacher_text = class_embeddings(teacher, tokens, task.num_classes)
+        seed = int(torch.randint(2**62, ()))  # from the task's seeded global generator
+        return LwFState(task, index, teacher, teacher_text, torch.Generator().manual_seed(seed))
 
     def loss(self, batch: Batch, state: LwFState) -> torch.Tensor:
+        o = self.options
+        task = state.task
         image = embed_images(self.model, batch.images)
-        loss = self.classification_loss(image, state.task.text_side(self.model), batch.labels)
-        if state.teacher is None:
-            return loss
+        loss = self.classification_loss(image, task.text_side(self.model), batch.labels)
+        size = o.reference_batch or self.train_config.batch_size
+        index = torch.randint(task.size("train"), (size,), generator=state.reference_draws)
+        reference = task.batch("train", index).to(self.device).images
         scale = logit_scale(self.model)
         with torch.no_grad():
-            teacher_logits = (
-                scale * embed_images(state.teacher, batch.images) @ state.teacher_text.T
-            )
-        student_text = class_embeddings(self.model, state.old_tokens, len(state.old_tokens))
-        student_logits = scale * image @ student_text.T
-        return loss + self.options.weight * distillation_loss(
-            teacher_logits, student_logits, self.options.temperature
-        )
-
-    def end_task(self, state: LwFState) -> None:
-        task = state.task
-        self.old_prompts += [task.templates[0].format(c) for c in task.classnames]
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "old_prompts": list(self.old_prompts)}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.old_prompts = list(state["old_prompts"])
+            teacher = scale * embed_images(state.teacher, reference) @ state.teacher_text.T
+        student = scale * embed_images(self.model, reference) @ state.teacher_text.T
+        if o.image_loss:
+            loss = loss + o.image_loss * distillation_loss(teacher, student, o.temperature)
+        if o.text_loss:
+            loss = loss + o.text_loss * distillation_loss(teacher.T, student.T, o.temperature)
+        return loss

@@ -11,16 +11,18 @@ import torch
 
 class WeightAverage:
     """Running mean of a list of tensors, folded in one snapshot at a time (ZSCL's weight
-    ensemble): after n folds it equals the plain mean of the n snapshots."""
+    ensemble). As the reference (``we_model = copy.deepcopy(model)``, then
+    ``(param_k * n + param_q) / (1 + n)`` with ``n`` counted from 1), the weights it starts from
+    are the first sample: after n folds it is the mean of the start and the n snapshots."""
 
     def __init__(self, params: Sequence[torch.Tensor]):
         self.average = [p.detach().clone() for p in params]
-        self.count = 0
+        self.count = 0  # snapshots folded in, beside the start
 
     @torch.no_grad()
     def fold(self, params: Sequence[torch.Tensor]) -> None:
         self.count += 1
-        w = 1.0 / self.count
+        w = 1.0 / (self.count + 1)
         for avg, p in zip(self.average, params, strict=True):
             avg.mul_(1 - w).add_(p.detach(), alpha=w)
 

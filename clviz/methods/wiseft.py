@@ -2,7 +2,9 @@
 
 After each task the fine-tuned weights are interpolated with the weights from before the task:
 ``theta <- (1 - alpha) * theta_before + alpha * theta_finetuned``. ZSCL's MTIL table runs it this
-way; ``alpha = 0.5`` is our default (the paper sweeps it).
+way (``scripts/WiSE_finetune.sh``: ``--wise_merge --wise_ft_model n --wise_ft_alpha 0.8``, i.e.
+``param_q * alpha + param_k * (1 - alpha)`` with ``param_k`` the model loaded at the task's
+start), so ``alpha = 0.8`` is the default; the WiSE-FT paper sweeps it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from clviz.methods.weights import interpolate_, state_copy
 
 @dataclass
 class WiseFTOptions:
-    alpha: float = 0.5  # weight of the freshly fine-tuned model
+    alpha: float = 0.8  # weight of the freshly fine-tuned model (ZSCL's setting)
 
 
 @dataclass

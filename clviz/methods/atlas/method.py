@@ -7,7 +7,8 @@ ATLAS sites (:mod:`clviz.methods.atlas.site`). Each new task ``t`` is learned in
    the old adapters are present, frozen; the task's query set over them (started from the
    newest task's set) and its head train, the queries with ``query_lr_scale`` (100, as in the
    reference) times the learning rate, plus ``ortho_weight`` (0.1) x the orthogonality penalty
-   ``mean((Q Q^T - I)^2)`` of the task's queries, summed over every site.
+   ``mean((Q Q^T - I)^2) / (rows * d)`` of the task's queries, summed over every site (the
+   reference's weight is 0.1 at most sites, 1e-7 at some: ``Vilt/vilt.py``).
 2. *Novel knowledge expansion*: a new adapter with its key and the task's query for it is added
    at every site; those and the head train at the plain learning rate, everything from stage 1
    is frozen, and the penalty covers the task's queries and all keys.

@@ -21,12 +21,15 @@ the reference (not ``1 / sqrt(d / heads)``); text tokens after the end-of-text t
 as padding does in the reference. A site with no active query set (``task=None``) passes ``u``
 through: that is the untouched backbone.
 
-Our choices where the paper and reference leave room: the up-projection starts at zero, so every
-``phi_j`` starts as the identity (the reference uses PyTorch's default init); keys and queries
-start as random *unit* vectors (the reference draws ``randn`` of norm ~ sqrt(d), which makes the
-orthogonality penalty start in the hundreds of thousands). So at initialisation a site outputs
-``(sum_j alpha_j) u`` with ``alpha_j`` near 1/2: ATLAS does *not* start as the backbone, as in the
-reference.
+Keys and queries start as ``randn`` rows, norm about sqrt(d), as in the reference
+(``nn.Parameter(torch.randn(1, hidden_size))`` in ``Vilt/vilt.py``), which the queries' 100x
+learning rate is set against; the orthogonality penalty is the reference's
+``((T T^T - I)**2).mean() / (rows * d)``, so it starts near ``(d - 1)**2 / d / rows**2`` (about
+d for one row: 127 on the tiny CLIP, 767 on ViLT) and mostly pulls the rows towards unit norm.
+Our choice where the reference leaves room: the up-projection starts at zero, so every ``phi_j``
+starts as the identity (the reference uses PyTorch's default init). So at initialisation a
+site outputs ``(sum_j alpha_j) u`` with ``alpha_j`` near 1/2: ATLAS does *not* start as the
+backbone, as in the reference.
 """
 
 from __future__ import annotations
@@ -58,9 +61,10 @@ class Adapter(nn.Module):
         return u + self.up(F.silu(self.down(u)))
 
 
-def random_unit(rows: int, width: int) -> torch.Tensor:
-    """``rows`` random unit vectors (from the global torch generator)."""
-    return F.normalize(torch.randn(rows, width), dim=-1)
+def random_rows(rows: int, width: int) -> torch.Tensor:
+    """``rows`` standard normal rows, the reference's ``torch.randn`` keys and queries (from the
+    global torch generator)."""
+    return torch.randn(rows, width)
 
 
 def attention_pool(queries: torch.Tensor, tokens: torch.Tensor, heads: int) -> torch.Tensor:
@@ -79,11 +83,12 @@ def attention_pool(queries: torch.Tensor, tokens: torch.Tensor, heads: int) -> t
 
 
 def ortho_penalty(t: torch.Tensor) -> torch.Tensor:
-    """``mean((T T^T - I)^2)`` over the rows of ``t`` (rows x d); zero for no rows."""
+    """The reference's ``mean((T T^T - I)^2) / (rows * d)`` of ``t`` (rows x d); zero for no
+    rows."""
     if t.shape[0] == 0:
         return t.new_zeros(())
     eye = torch.eye(t.shape[0], dtype=t.dtype, device=t.device)
-    return ((t @ t.T - eye) ** 2).mean()
+    return ((t @ t.T - eye) ** 2).mean() / t.numel()
 
 
 class AtlasSite(Site):
@@ -109,9 +114,9 @@ class AtlasSite(Site):
     # ---------------------------------------------------------------- growth
     def add_task(self, init_from: int | None) -> int:
         """A query set for a new task over the adapters that exist now, copied from task
-        ``init_from``'s set (random unit rows where it has none); returns its index."""
+        ``init_from``'s set (random rows where it has none); returns its index."""
         n = len(self.adapters)
-        rows = random_unit(n, self.width)
+        rows = random_rows(n, self.width)
         if init_from is not None:
             old = self.query_set(init_from).detach()
             rows[: len(old)] = old[:n]
@@ -120,14 +125,14 @@ class AtlasSite(Site):
         return len(self.exp_queries) - 1
 
     def add_adapter(self, task: int) -> int:
-        """Append an adapter with a random unit key, owned by (the newest) ``task``."""
+        """Append an adapter with a random key, owned by (the newest) ``task``."""
         if task != len(self.exp_queries) - 1 or len(self.new_queries[task]):
             raise ValueError("only the newest task can add an adapter, and only one")
         if len(self.exp_queries[task]) != len(self.adapters):
             raise ValueError("the task's experience queries must cover every existing adapter")
         self.adapters.append(Adapter(self.width, self.bottleneck))
-        self.keys.append(nn.Parameter(random_unit(1, self.width)[0]))
-        self.new_queries[task] = nn.Parameter(random_unit(1, self.width))
+        self.keys.append(nn.Parameter(random_rows(1, self.width)[0]))
+        self.new_queries[task] = nn.Parameter(random_rows(1, self.width))
         return len(self.adapters) - 1
 
     def query_set(self, task: int) -> torch.Tensor:

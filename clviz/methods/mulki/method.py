@@ -198,7 +198,9 @@ class MulKI(Method):
         params = self.model_parameters()
         if state.prototypes_param.requires_grad:
             params = [*params, state.prototypes_param]
-        yield Stage(params, self.learning_rate, self.train_config.steps_for(state.index))
+        yield Stage(
+            params, self.learning_rate_for(state.task), self.train_config.steps_for(state.index)
+        )
 
     # ------------------------------------------------------------------ the objective
     def loss(self, batch: Batch, state: MulKIState) -> torch.Tensor:
