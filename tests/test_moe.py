@@ -11,12 +11,14 @@ from helpers import predict
 from clviz.core import Observer, learn_task
 from clviz.core.clip import class_embeddings, image_features
 from clviz.core.config import RunConfig, TrainConfig
-from clviz.core.formats import Batch
-from clviz.experiments.runs import run
+from clviz.core.evaluation import EveryTask
+from clviz.core.formats import Batch, make_format
+from clviz.experiments.runs import load_trained, run
 from clviz.methods.moe import ExpertPool, NoisyTopKRouter
+from clviz.methods.moe.choices import router_choices
 from clviz.methods.moe.router import cv_squared
 from clviz.methods.sites import use_task
-from clviz.world import make_task
+from clviz.world import get_stream, make_task
 
 
 @pytest.fixture
@@ -189,3 +191,30 @@ def test_moe_run_is_deterministic(tmp_path):
     a = run(config, tmp_path / "a", progress=False)
     b = run(config, tmp_path / "b", progress=False)
     assert a.matrix == b.matrix and a.record == b.record
+
+
+def test_text_routers_make_one_choice_per_task_image_routers_do_not(moe_method, small_task):
+    method = moe_method()
+    method.add_router()
+    generator = torch.Generator().manual_seed(0)
+    for layer in method.layers.values():  # a router that has learned something
+        layer.router.gates[0].data.normal_(generator=generator)
+    prompts = [small_task.prompts(c)[0] for c in range(small_task.num_classes)] + ["zzz qq"]
+    by_prompt = router_choices(method, 0, prompts=prompts)
+    by_image = router_choices(method, 0, images=small_task.test_images)
+    assert all(len({tuple(r) for r in v.tolist()}) == 1 for v in by_prompt.values())
+    assert max(len({tuple(r) for r in v.tolist()}) for v in by_image.values()) > 1
+    assert all(v.shape == (len(prompts), 2) for v in by_prompt.values())
+    with pytest.raises(ValueError, match="images or prompts"):
+        router_choices(method, 0)
+    with pytest.raises(ValueError, match="router 1 does not exist"):
+        router_choices(method, 1, prompts=prompts)
+
+
+def test_a_finished_run_loads_back_as_it_ended(tmp_path):
+    config = RunConfig("moe-adapters-taskid", stream="smoke", train=TrainConfig(steps=2))
+    result = run(config, tmp_path, progress=False)
+    method = load_trained(result)
+    tasks = [make_format(t, method.tokenizer) for t in get_stream("smoke")]
+    assert EveryTask(tasks).row(method, len(tasks) - 1) == result.matrix[-1]
+    assert RunConfig.from_dict(result.config).as_dict() == result.config

@@ -92,6 +92,15 @@ class RunConfig:
         """The config as JSON holds it (tuples as lists), so a saved config reads back equal."""
         return json.loads(json.dumps(asdict(self)))
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """The config :meth:`as_dict` wrote (a run's ``results.json`` holds one)."""
+        train = dict(data.get("train") or {})
+        for key in ("task_steps", "betas"):
+            if train.get(key) is not None:
+                train[key] = tuple(train[key])
+        return cls(**{**data, "train": TrainConfig(**train)})
+
     def digest(self) -> str:
         """A short stable hash of the full config: same config, same results."""
         return digest_of(self.as_dict())

@@ -26,6 +26,7 @@ from clviz.core.result import RunResult
 from clviz.core.store import RunStore, memo, results_root, weights_digest
 from clviz.data.streams import load_stream
 from clviz.methods import build_method, get_method
+from clviz.methods.base import Method
 from clviz.methods.zeroshot import ZeroShot
 
 
@@ -102,3 +103,21 @@ def run(
         config=config.as_dict(),
         progress=progress,
     )
+
+
+def load_trained(result: RunResult) -> Method:
+    """The method of a finished run as it ended its stream, rebuilt from its run folder's last
+    checkpoint: its weights, routers, adapters and records, to look inside (on the CPU)."""
+    if result.run_dir is None:
+        raise ValueError("this result has no run folder (not made by clviz run): nothing to load")
+    config = RunConfig.from_dict(result.config)
+    saved = run_store(config, result.run_dir).checkpoint()
+    if saved is None:
+        raise FileNotFoundError(
+            f"{result.run_dir} holds no checkpoint; rerun the same command with --force to "
+            "train it again"
+        )
+    model, _, tokenizer = load_backbone(config.backbone, config.pretrained, "cpu")
+    method = build_method(config.method, model, tokenizer, config.train, config.options)
+    method.load_state_dict(saved["method"])
+    return method
