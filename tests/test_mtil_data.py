@@ -19,10 +19,12 @@ from clviz.data.mtil import (
     DatasetError,
     get_mtil_stream,
     make_mtil_task,
+    reference_split,
 )
 from clviz.data.streams import load_stream
 
 SIZE = 24
+RANDOM_SPLIT = ("Caltech101", "EuroSAT", "SUN397")  # no split of their own
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +39,14 @@ def test_every_dataset_loads_from_its_fake_folder(fake_root, name):
     n = cn.NUM_CLASSES[name]
     assert task.num_classes == n and len(set(task.classnames)) == n
     assert task.templates == cn.TEMPLATES[name] and "{}" in task.templates[0]
-    assert len(task.train_labels) == 2 * n and len(task.test_labels) == n
-    assert torch.equal(task.train_labels.unique(), torch.arange(n))
-    assert torch.equal(task.test_labels.unique(), torch.arange(n))
-    assert isinstance(task.train_images, LazyImages) and len(task.train_images) == 2 * n
+    if name in RANDOM_SPLIT:  # one folder of 3 images per class, split 80 / 20 as ZSCL
+        n_train, n_test = int(0.8 * 3 * n), 3 * n - int(0.8 * 3 * n)
+    else:
+        n_train, n_test = 2 * n, n
+        assert torch.equal(task.train_labels.unique(), torch.arange(n))
+        assert torch.equal(task.test_labels.unique(), torch.arange(n))
+    assert len(task.train_labels) == n_train and len(task.test_labels) == n_test
+    assert isinstance(task.train_images, LazyImages) and len(task.train_images) == n_train
     batch = task.train_images[torch.tensor([0, len(task.train_labels) - 1])]
     assert batch.shape == (2, 3, SIZE, SIZE) and batch.dtype == torch.uint8
     assert task.test_images[0:3].shape == (3, 3, SIZE, SIZE)
@@ -107,8 +113,16 @@ def test_orders_and_few_shot(fake_root, tmp_path):
     assert not np.array_equal(few.train_images.indices, other.train_images.indices)
     eurosat = make_mtil_task("EuroSAT", rich, SIZE, few_shot=5)
     assert torch.equal(torch.bincount(eurosat.train_labels), torch.full((10,), 5))
-    # the fixed per-class split: 20% of 10 images per class to the test split
-    assert len(make_mtil_task("EuroSAT", rich, SIZE).test_labels) == 10 * 2
+    # ZSCL's split: random_split(ratio=0.8) of the 100 images with a generator seeded 42
+    assert len(make_mtil_task("EuroSAT", rich, SIZE).test_labels) == 100 - int(0.8 * 100)
+
+
+def test_reference_split_is_zscls_random_split():
+    train, test = torch.utils.data.random_split(
+        range(37), [int(0.8 * 37), 37 - int(0.8 * 37)], generator=torch.Generator().manual_seed(42)
+    )
+    assert reference_split(37, train=True).tolist() == list(train.indices)
+    assert reference_split(37, train=False).tolist() == list(test.indices)
 
 
 def test_engine_stream_resolution(fake_root):

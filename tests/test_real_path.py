@@ -10,6 +10,7 @@ option to the method without DDAS.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,25 @@ def real(tmp_path_factory):
     data = make_fake_mtil(root / "data", ["EuroSAT", "MNIST", "OxfordPet", "CIFAR100"], 2, 1)
     config = write_narrow_vit(root)
     weights = save_random_weights(config, root / "narrow-vit.pt")
-    return {"root": root, "data": data, "backbone": config, "weights": weights}
+    captions = root / "captions.tsv"  # Conceptual Captions' layout: caption, tab, URL
+    captions.write_text("a dog on a beach\thttp://x/1\n\na red car\thttp://x/2\n")
+    return {
+        "root": root,
+        "data": data,
+        "backbone": config,
+        "weights": weights,
+        "captions": captions,
+    }
+
+
+def zscl_reference(real) -> tuple[str, str]:
+    """ZSCL's reference data on the real path: an image folder (EuroSAT's fake class folders
+    stand in for ImageNet's) and a caption file."""
+    folder = real["data"] / "eurosat" / "2750"
+    return (
+        "--options",
+        json.dumps({"reference_folder": str(folder), "caption_file": str(real["captions"])}),
+    )
 
 
 def cli(real, name: str, command: str, method: str, *extra: str, backbone: bool = True) -> Path:
@@ -45,7 +64,7 @@ def cli(real, name: str, command: str, method: str, *extra: str, backbone: bool 
 
 @pytest.mark.parametrize("method", list_methods())
 def test_every_method_runs_the_mtil_profile(real, method):
-    extra = FEWER_DDAS_STEPS if method == "moe-adapters" else ()
+    extra = {"moe-adapters": FEWER_DDAS_STEPS, "zscl": zscl_reference(real)}.get(method, ())
     out = cli(real, method, "run", method, "--stream", STREAM, "--steps", "2", *extra)
     result = RunResult.load(out / "results.json")
     assert result.tasks == ["EuroSAT", "MNIST", "OxfordPet"]
@@ -54,6 +73,16 @@ def test_every_method_runs_the_mtil_profile(real, method):
     assert all(0.0 <= a <= 100.0 for row in result.matrix for a in row if a is not None)
     if method == "moe-adapters":  # DDAS routed the images of all three learned tasks
         assert result.record.ddas["per_sample"].learned == result.tasks
+
+
+def test_zscl_on_the_real_benchmark_asks_for_reference_data(real, capsys):
+    out = real["root"] / "runs" / "zscl-no-reference"
+    args = ["run", "--profile", "mtil", "--method", "zscl", "--data-root", str(real["data"])]
+    args += ["--backbone", str(real["backbone"]), "--pretrained", str(real["weights"])]
+    assert main([*args, "--stream", STREAM, "--steps", "2", "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "reference_folder" in err and "allow_embedded_reference" in err
+    assert not (out / "results.json").exists()
 
 
 def test_the_real_vit_b_16_architecture(real):

@@ -50,7 +50,7 @@ def _aircraft(root: Path, rng, train: int, test: int) -> None:
     names = [f"Variant-{c:03d}" for c in range(cn.NUM_CLASSES["Aircraft"])]
     base.mkdir(parents=True, exist_ok=True)
     (base / "variants.txt").write_text("\n".join(names) + "\n")
-    for split, per_class in (("trainval", train), ("test", test)):
+    for split, per_class in (("train", train), ("test", test)):
         lines = []
         for i, c in enumerate(_labels(len(names), per_class)):
             image_id = f"{split[:2]}{i:06d}"
@@ -225,7 +225,7 @@ def make_fake_mtil(
 
     ``train_per_class`` / ``test_per_class`` images per class go to each split (for Caltech101,
     EuroSAT and SUN397, which have no split of their own, their sum goes into the one folder and
-    the loader's fixed per-class split divides them). Deterministic for a seed. All 11 at the
+    the loader's 80 / 20 split, ZSCL's, divides them). Deterministic for a seed. All 11 at the
     defaults: about 2,900 tiny JPEGs, a few seconds.
     """
     root = Path(root)

@@ -7,11 +7,16 @@ data root the user points to (``--data-root`` or ``$CLVIZ_DATA``), and becomes a
 (:mod:`clviz.data.classnames`). Orders I and II are those of ZSCL (``docs/design.md``, section 2);
 the few-shot variant keeps 5 training images per class, drawn with the run's seed.
 
-Splits (torchvision's own where it has them): Aircraft trainval / test, CIFAR-100 train / test,
-DTD partition 1 train / test, Flowers102 train / test, Food-101 train / test, MNIST train / test,
-Oxford Pets trainval / test, Stanford Cars train / test. torchvision has no split for Caltech101,
-EuroSAT and SUN397: there, our choice is a fixed per-class split (:data:`HOLDOUT_SHARE` of each
-class to the test split, drawn with :data:`SPLIT_SEED`, independent of the run's seed).
+Splits as ZSCL's ``mtil/src/datasets/collections.py``: torchvision's own where it has them
+(Aircraft train / test, CIFAR-100 train / test, DTD partition 1 train / test, Flowers102
+train / test, Food-101 train / test, MNIST train / test, Oxford Pets trainval / test, Stanford
+Cars train / test). Caltech101, EuroSAT and SUN397 have none: ZSCL's ``split_dataset`` takes
+``torch.utils.data.random_split`` of the whole dataset, 80% (``int(0.8 * n)``) to training, with
+``torch.Generator().manual_seed(42)``; :func:`reference_split` draws the same permutation, so the
+same images land on each side as long as the dataset lists its images in torchvision's order.
+SUN397 is the exception: torchvision lists it in ``rglob`` order, which depends on the file
+system, so the reference's split is not the same on two machines; clviz sorts the paths first
+(reproducible everywhere, but not the reference's exact split).
 MD5 checks are skipped (CIFAR-100, Flowers102) so that any copy with the right layout loads.
 Stanford Cars' original download is gone; its torchvision layout is what the Kaggle mirror of
 the dataset holds (with ``cars_test_annos_withlabels.mat``).
@@ -34,8 +39,8 @@ from clviz.data.lazy import ArrayReader, FileReader, LazyImages, Reader
 
 DATA_ENV = "CLVIZ_DATA"
 MTIL_IMAGE_SIZE = 224  # CLIP ViT-B/16's input
-HOLDOUT_SHARE = 0.2
-SPLIT_SEED = 0
+TRAIN_SHARE = 0.8  # ZSCL split_dataset(ratio=0.8)
+SPLIT_SEED = 42  # ZSCL: torch.Generator().manual_seed(42)
 
 MTIL_ORDER_I = (
     "Aircraft",
@@ -102,17 +107,13 @@ class Split:
 
 
 # --------------------------------------------------------------------------- split helpers
-def holdout(labels: np.ndarray, train: bool, share: float = HOLDOUT_SHARE) -> np.ndarray:
-    """Indices of a fixed per-class split: ``share`` of each class (at least one image when the
-    class has two or more) goes to the test split, the rest to training."""
-    keep = []
-    for c in np.unique(labels):
-        idx = np.nonzero(labels == c)[0]
-        rng = np.random.default_rng([SPLIT_SEED, int(c)])
-        idx = idx[rng.permutation(len(idx))]
-        n_test = 0 if len(idx) < 2 else max(1, round(share * len(idx)))
-        keep.append(idx[n_test:] if train else idx[:n_test])
-    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+def reference_split(n: int, train: bool) -> np.ndarray:
+    """ZSCL's ``split_dataset``: indices of ``random_split(range(n), [int(0.8 n), rest],
+    generator=torch.Generator().manual_seed(42))``, the training or the test part, in the
+    order ``random_split`` gives them."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).numpy()
+    train_size = int(TRAIN_SHARE * n)
+    return order[:train_size] if train else order[train_size:]
 
 
 def few_shot_indices(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -134,7 +135,7 @@ def _subset(split: Split, idx: np.ndarray) -> Split:
 def _aircraft(root: Path, train: bool, download: bool) -> Split:
     from torchvision.datasets import FGVCAircraft
 
-    ds = FGVCAircraft(root, split="trainval" if train else "test", download=download)
+    ds = FGVCAircraft(root, split="train" if train else "test", download=download)
     return Split(FileReader(ds._image_files), np.array(ds._labels), tuple(ds.classes))
 
 
@@ -151,7 +152,7 @@ def _caltech101(root: Path, train: bool, download: bool) -> Split:
     if unknown:
         raise ValueError(f"unexpected category folders {unknown[:5]}")
     split = Split(FileReader(paths), np.array(ds.y), tuple(cn.CALTECH101[c] for c in ds.categories))
-    return _subset(split, holdout(split.labels, train))
+    return _subset(split, reference_split(len(split.labels), train))
 
 
 def _cifar100(root: Path, train: bool, download: bool) -> Split:
@@ -192,7 +193,7 @@ def _eurosat(root: Path, train: bool, download: bool) -> Split:
         raise ValueError(f"unexpected class folders {unknown[:5]}")
     paths, labels = zip(*ds.samples, strict=True) if ds.samples else ((), ())
     split = Split(FileReader(paths), np.array(labels), tuple(cn.EUROSAT[c] for c in ds.classes))
-    return _subset(split, holdout(split.labels, train))
+    return _subset(split, reference_split(len(split.labels), train))
 
 
 def _flowers(root: Path, train: bool, download: bool) -> Split:
@@ -251,7 +252,7 @@ def _sun397(root: Path, train: bool, download: bool) -> Split:
     paths = [ds._image_files[i] for i in order]  # rglob's order depends on the file system
     labels = np.array([ds._labels[i] for i in order])
     split = Split(FileReader(paths), labels, tuple(cn.clip_name(c) for c in ds.classes))
-    return _subset(split, holdout(split.labels, train))
+    return _subset(split, reference_split(len(split.labels), train))
 
 
 @dataclass(frozen=True)

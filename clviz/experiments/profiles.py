@@ -116,7 +116,12 @@ PROFILES: dict[str, Profile] = {
             "atlas": _ATLAS,
         },
         method_options={
-            "zscl": {"we_every": 100, "l2": 1.0},
+            "zscl": {
+                "we_every": 100,
+                "l2": 1.0,
+                "reference_batch": 64,
+                "allow_embedded_reference": False,
+            },
             "moe-adapters": {"experts": 22, "lr": 1e-3, "ddas_pool": "mean"},
             "moe-adapters-taskid": {"experts": 22, "lr": 1e-3},
         },

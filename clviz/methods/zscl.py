@@ -11,9 +11,14 @@ As in the reference code (Thunderbeee/ZSCL, ``mtil/src/models/finetune.py``):
 - **Weight ensemble during training** (``--we``): every ``we_every`` steps the current weights
   are folded into a running average, and the task ends on that average.
 
-The reference uses ImageNet images and Conceptual Captions as reference data; here the
-reference images and captions are drawn from the embedded world's pretraining corpus with their
-own seed, so they are never the task's data. Step counts are scaled to the embedded stream.
+The reference uses ImageNet images and Conceptual Captions as reference data
+(``--ref-dataset ImageNet --ref-sentences conceptual_captions``). ``reference_folder`` (an image
+folder in ImageNet's layout) and ``caption_file`` (one caption per line, or Conceptual Captions'
+``.tsv``) give clviz the same (:mod:`clviz.data.reference`). Without them the reference images
+and captions are drawn from the embedded world's pretraining corpus with their own seed, so they
+are never the task's data: right for the embedded world, a toy stand-in on the real benchmark
+(32 px drawings, upsampled), so the ``mtil`` profile refuses to run ZSCL on it unless
+``allow_embedded_reference`` is set. Step counts are scaled to the embedded stream.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from clviz.backbone import image_normalization
 from clviz.core.clip import embed_images
 from clviz.core.formats import Batch, TaskFormat, logit_scale
+from clviz.data.reference import image_folder, read_captions
 from clviz.methods.base import Method, TaskState, classification_only, register_method
 from clviz.methods.distill import distillation_loss
 from clviz.methods.weights import WeightAverage
@@ -43,6 +50,9 @@ class ZSCLOptions:
     text_loss: float = 1.0  # weight of text->image distillation
     l2: float = 1.0  # weight of the L2 penalty towards the weights at the start of the task
     we_every: int = 10  # weight-ensemble period in steps; 0 disables the ensemble
+    reference_folder: str | None = None  # reference images: a folder in ImageNet's layout
+    caption_file: str | None = None  # reference texts: one caption per line (or CC's .tsv)
+    allow_embedded_reference: bool = True  # without the two above: the embedded corpus
 
 
 @dataclass
@@ -61,12 +71,30 @@ class ZSCL(Method):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         o = self.options
+        embedded = o.reference_folder is None or o.caption_file is None
+        if embedded and not o.allow_embedded_reference:
+            raise ValueError(
+                "ZSCL on the real benchmark distils on reference data (ImageNet images and "
+                'Conceptual Captions in the reference): pass --options \'{"reference_folder": '
+                '"/path/to/imagenet/train", "caption_file": "/path/to/captions.txt"}\', or '
+                'add "allow_embedded_reference": true to distil on the embedded world\'s toy '
+                "corpus instead"
+            )
         self.initial = self.snapshot()  # the teacher: the pretrained model, frozen
-        images, captions = make_corpus(
-            max(o.reference_images, o.reference_texts), REFERENCE_SEED, progress=False
-        )
-        self.reference_images = images[: o.reference_images]
-        unique = list(dict.fromkeys(captions))[: o.reference_texts]
+        if embedded:
+            images, captions = make_corpus(
+                max(o.reference_images, o.reference_texts), REFERENCE_SEED, progress=False
+            )
+        if o.reference_folder is not None:
+            self.reference_images = image_folder(
+                o.reference_folder, image_normalization(self.model)[2]
+            )
+        else:
+            self.reference_images = images[: o.reference_images]
+        if o.caption_file is not None:
+            unique = read_captions(o.caption_file, o.reference_texts)
+        else:
+            unique = list(dict.fromkeys(captions))[: o.reference_texts]
         with torch.no_grad():
             tokens = self.tokenizer(unique).to(next(self.model.parameters()).device)
             self.reference_text = F.normalize(self.initial.encode_text(tokens), dim=-1)
