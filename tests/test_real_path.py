@@ -71,6 +71,11 @@ def test_every_method_runs_the_mtil_profile(real, method):
     assert result.config["backbone"].endswith("narrow-vit-224.json")
     assert result.config["image_size"] == 224 and result.device == "cpu"
     assert all(0.0 <= a <= 100.0 for row in result.matrix for a in row if a is not None)
+    train = result.config["train"]
+    if method in ("finetune", "lwf", "wise-ft", "zscl", "mulki", "moe-adapters"):
+        assert train["schedule"] == "cosine" and set(result.tasks) <= set(train["task_lr"])
+    if method == "atlas":
+        assert train["schedule"] == "linear" and train["betas"] == [0.9, 0.98]
     if method == "moe-adapters":  # DDAS routed the images of all three learned tasks
         assert result.record.ddas["per_sample"].learned == result.tasks
 
