@@ -6,7 +6,8 @@ Every format scores with cosine similarities times the (frozen) logit scale; its
 text tower's embeddings of class, answer or label texts, through whatever the method adapted:
 
 - :class:`ClassificationFormat` (image, uni-modal): images against class-name prompts (the
-  mean over the task's templates), as CLIP's zero-shot classifier.
+  mean over the task's templates), as CLIP's zero-shot classifier; training sees one prompt per
+  class by default (:meth:`TaskFormat.for_training`, ``TrainConfig.prompts``).
 - :class:`MatchingFormat` (image-text, multi-modal): binary matching or 3-way entailment. The
   one similarity ``s = cos(image, sentence)`` is turned into class logits by a tiny per-task
   :class:`ScoreHead`, ``logit_c = scale * w_c * (s - centre) + b_c``: a learnable threshold
