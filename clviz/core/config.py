@@ -53,7 +53,9 @@ class TrainConfig:
             raise ValueError(
                 f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}"
             )
-        self.betas = tuple(self.betas)  # a list when read back from JSON
+        self.betas = tuple(self.betas)  # lists when read back from JSON
+        if self.task_steps is not None:
+            self.task_steps = tuple(self.task_steps)
 
     def steps_for(self, index: int) -> int:
         """The training steps of the ``index``-th task of the stream."""
@@ -95,11 +97,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """The config :meth:`as_dict` wrote (a run's ``results.json`` holds one)."""
-        train = dict(data.get("train") or {})
-        for key in ("task_steps", "betas"):
-            if train.get(key) is not None:
-                train[key] = tuple(train[key])
-        return cls(**{**data, "train": TrainConfig(**train)})
+        return cls(**{**data, "train": TrainConfig(**(data.get("train") or {}))})
 
     def digest(self) -> str:
         """A short stable hash of the full config: same config, same results."""

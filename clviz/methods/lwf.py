@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from clviz.core.clip import class_embeddings, embed_images
-from clviz.core.formats import Batch, TaskFormat, logit_scale
+from clviz.core.formats import Batch, TaskFormat
 from clviz.methods.base import Method, TaskState, classification_only, register_method
-from clviz.methods.distill import distillation_loss
+from clviz.methods.distill import add_image_text_distillation
 
 
 @dataclass
@@ -71,12 +71,13 @@ class LwF(Method):
         size = o.reference_batch or self.train_config.batch_size
         index = torch.randint(task.size("train"), (size,), generator=state.reference_draws)
         reference = task.batch("train", index).to(self.device).images
-        scale = logit_scale(self.model)
-        with torch.no_grad():
-            teacher = scale * embed_images(state.teacher, reference) @ state.teacher_text.T
-        student = scale * embed_images(self.model, reference) @ state.teacher_text.T
-        if o.image_loss:
-            loss = loss + o.image_loss * distillation_loss(teacher, student, o.temperature)
-        if o.text_loss:
-            loss = loss + o.text_loss * distillation_loss(teacher.T, student.T, o.temperature)
-        return loss
+        return add_image_text_distillation(
+            loss,
+            self.model,
+            state.teacher,
+            reference,
+            state.teacher_text,
+            o.temperature,
+            o.image_loss,
+            o.text_loss,
+        )

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 
 from clviz.backbone import image_normalization
 from clviz.core.clip import embed_images
-from clviz.core.formats import Batch, TaskFormat, logit_scale
+from clviz.core.formats import Batch, TaskFormat
 from clviz.data.reference import image_folder, read_captions
 from clviz.methods.base import Method, TaskState, classification_only, register_method
-from clviz.methods.distill import distillation_loss
+from clviz.methods.distill import add_image_text_distillation
 from clviz.methods.weights import WeightAverage
 from clviz.world.corpus import make_corpus
 
@@ -116,15 +116,16 @@ class ZSCL(Method):
         idx = torch.randint(
             len(self.reference_images), (o.reference_batch,), generator=state.reference_draws
         )
-        ref = self.reference_images[idx]
-        scale = logit_scale(self.model)
-        with torch.no_grad():
-            teacher = scale * embed_images(self.initial, ref) @ self.reference_text.T
-        student = scale * embed_images(self.model, ref) @ self.reference_text.T
-        if o.image_loss:
-            loss = loss + o.image_loss * distillation_loss(teacher, student, o.temperature)
-        if o.text_loss:
-            loss = loss + o.text_loss * distillation_loss(teacher.T, student.T, o.temperature)
+        loss = add_image_text_distillation(
+            loss,
+            self.model,
+            self.initial,
+            self.reference_images[idx],
+            self.reference_text,
+            o.temperature,
+            o.image_loss,
+            o.text_loss,
+        )
         if o.l2:
             params = self.model_parameters()
             loss = loss + o.l2 * sum(

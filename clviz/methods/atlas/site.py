@@ -61,12 +61,6 @@ class Adapter(nn.Module):
         return u + self.up(F.silu(self.down(u)))
 
 
-def random_rows(rows: int, width: int) -> torch.Tensor:
-    """``rows`` standard normal rows, the reference's ``torch.randn`` keys and queries (from the
-    global torch generator)."""
-    return torch.randn(rows, width)
-
-
 def attention_pool(queries: torch.Tensor, tokens: torch.Tensor, heads: int) -> torch.Tensor:
     """Pool ``tokens`` (B x J x L x d) with one query per adapter (J x d), attending over the
     query itself and the tokens, multi-head without projections; returns B x J x d."""
@@ -116,7 +110,7 @@ class AtlasSite(Site):
         """A query set for a new task over the adapters that exist now, copied from task
         ``init_from``'s set (random rows where it has none); returns its index."""
         n = len(self.adapters)
-        rows = random_rows(n, self.width)
+        rows = torch.randn(n, self.width)
         if init_from is not None:
             old = self.query_set(init_from).detach()
             rows[: len(old)] = old[:n]
@@ -131,8 +125,8 @@ class AtlasSite(Site):
         if len(self.exp_queries[task]) != len(self.adapters):
             raise ValueError("the task's experience queries must cover every existing adapter")
         self.adapters.append(Adapter(self.width, self.bottleneck))
-        self.keys.append(nn.Parameter(random_rows(1, self.width)[0]))
-        self.new_queries[task] = nn.Parameter(random_rows(1, self.width))
+        self.keys.append(nn.Parameter(torch.randn(self.width)))
+        self.new_queries[task] = nn.Parameter(torch.randn(1, self.width))
         return len(self.adapters) - 1
 
     def query_set(self, task: int) -> torch.Tensor:
