@@ -11,10 +11,16 @@ from clviz.core.store import RunDirError
 from clviz.data.fake import make_fake_mtil
 from clviz.experiments.class_incremental import (
     CIFAR100_ORDER,
+    REFERENCE,
+    REFERENCE_TEMPLATE,
+    Recipe,
     build_steps,
     cifar100_pool,
+    load_pool,
+    reference_config,
     run_class_incremental,
     split_classes,
+    step_sizes,
     world_pool,
 )
 
@@ -86,3 +92,31 @@ def test_finetune_learns_the_current_step(tmp_path):
     assert len(accuracy) == 2 and result.task_stats[0].steps == 2
     assert all(0.0 <= a <= 100.0 for a in accuracy)
     assert accuracy != result.zero_shot  # training changed the model
+
+
+def test_reference_recipe_one_epoch_one_template(tmp_path):
+    """The reference cil/ recipe: ceil(images / batch) + 1 iterations per step, "a bad photo
+    of a {}." for every class, and MoE-Adapters as one router over 2 experts, unfrozen."""
+    assert Recipe(epochs=1).steps_for(448, 128) == 5  # 4 batches, then range(4 + 1)
+    assert Recipe(epochs=2).steps_for(5000, 128) == 81  # CIFAR-100 in 10 steps: 2 * 40 + 1
+    moe = reference_config("moe-adapters", stream="smoke")
+    assert moe.method == "moe-adapters-taskid"
+    assert moe.options == {"experts": 2, "top_k": 2, "freeze_per_task": 0, "one_router": True}
+    assert (moe.train.batch_size, moe.train.label_smoothing) == (128, 0.0)
+    assert (moe.train.schedule, moe.train.warmup_steps) == ("cosine", 30)
+    assert reference_config("finetune", stream="smoke").train.label_smoothing == 0.2
+    assert reference_config("finetune", "mtil").train.lr == 7.1e-6
+    assert reference_config("moe-adapters-ddas").method == "moe-adapters"
+    with pytest.raises(ValueError, match="no class-incremental reference recipe for 'lwf'"):
+        reference_config("lwf")
+    moe.train.batch_size = 8  # a small pool: 2 or 3 batches per step
+    result = run_class_incremental(
+        moe, "world", 2, tmp_path / "moe", recipe=REFERENCE, progress=False, test_per_class=2
+    )
+    pool = load_pool("world", moe, 2, REFERENCE_TEMPLATE)
+    assert set(pool.templates) == {(REFERENCE_TEMPLATE,)}
+    sizes = step_sizes(pool, 2)
+    assert sum(sizes) == len(pool.train_labels)
+    assert result.extra["iterations"] == [-(-n // 8) + 1 for n in sizes]
+    assert [s.steps for s in result.task_stats] == result.extra["iterations"]
+    assert result.extra["recipe"] == {"template": REFERENCE_TEMPLATE, "epochs": 1}

@@ -122,6 +122,25 @@ def test_unlearned_tasks_take_the_newest_router(moe_method, fmt):
     assert [method.router_for(t) for t in (*tasks, unseen)] == [0, 1, 1]
 
 
+def test_one_router_learns_every_task_without_freezing(moe_method, fmt, make_method):
+    """The reference's class-incremental variant: router 0 trains on every task and all
+    experts keep learning (no activate-freeze)."""
+    method = moe_method(steps=2, experts=2, top_k=2, freeze_per_task=0, one_router=True)
+    layer = method.layers["visual.transformer.resblocks.1"]
+    tasks = [fmt(make_task(n, train_per_class=4, test_per_class=1)) for n in ("shapes", "colors")]
+    learn_task(method, tasks[0], 0, seed=0, progress=False)
+    after_first = [p.detach().clone() for p in (layer.router.gates[0], *layer.parameters())]
+    learn_task(method, tasks[1], 1, seed=1, progress=False)
+    assert len(layer.router.gates) == 1 and method.routers == ["shapes"]
+    assert [method.router_for(t) for t in tasks] == [0, 0]
+    assert method.frozen[layer_name := "visual.transformer.resblocks.1"] == set()
+    assert method.frozen_history[-1][layer_name] == []
+    assert not torch.equal(layer.router.gates[0], after_first[0])  # the task-2 loss moved it
+    assert all(e.up.weight.requires_grad for e in layer.experts.experts)
+    with pytest.raises(ValueError, match="moe-adapters-taskid with one_router"):
+        make_method("moe-adapters", 1, one_router=True)
+
+
 def test_checkpoint_round_trip_predicts_the_same(moe_method, fmt):
     task = fmt(make_task("shapes", train_per_class=4, test_per_class=2))
     method = moe_method()

@@ -9,21 +9,37 @@ CIFAR-100 in 10, 20 and 50 steps.
 
 Any registered method runs unchanged through the one loop (:func:`clviz.core.loop.run_stream`):
 each step is a :class:`~clviz.core.task.Task` to learn, and the evaluation
-(:class:`~clviz.core.evaluation.SeenClasses`) predicts on the union. Our reading for methods
-that route by task identity: the union task is a task they have not learned, so
-``moe-adapters-taskid`` routes it with its newest router (no task id exists in class-incremental
-learning), while ``moe-adapters`` lets DDAS pick a router per image, as the reference does.
-Training uses the current step's class prompts only (the loss never sees earlier classes). The
-class order of CIFAR-100 is the one in the MoE-Adapters reference
-(``cil/class_orders/cifar100.yaml``, shared with ZSCL's class-incremental code and earlier CIL
-work); the embedded world's order is a fixed shuffle by seed 1993. Runs live in the run store
-like every other run (``results.json``, checkpoints, resume).
+(:class:`~clviz.core.evaluation.SeenClasses`) predicts on the union. Training uses the current
+step's class prompts only (the loss never sees earlier classes).
+
+**The reference recipe** (:data:`REFERENCE`, :func:`reference_config`) is how the MoE-Adapters
+reference's ``cil/`` code trains (``continual_clip/models.py``, ``configs/class/cifar100_10-10-
+MoE-Adapters.yaml``): every class is prompted with the one template ``"a bad photo of a {}."``
+in training and at test; each step runs one epoch, ``ceil(images / 128) + 1`` iterations of
+batch 128, AdamW with a cosine rate after 30 warm-up steps. MoE-Adapters there is ONE router
+shared by every step, 2 experts, top-2, no activate-freeze, no DDAS, label smoothing 0, rate
+1e-3 (``moe-adapters`` here; it needs no task id). Fine-tuning and ZSCL follow ZSCL's ``cil/``
+configs in what they share with it (batch, epoch, warm-up, template, label smoothing 0.2).
+Where clviz differs: batches are drawn with replacement (the reference walks a shuffled epoch),
+and on the embedded world fine-tuning and ZSCL keep the embedded profile's rate (the
+reference's 7.1e-6 is for a pretrained ViT-B/16; the ``mtil`` profile uses it).
+
+``moe-adapters-ddas`` is a clviz extension, not the reference: per-step routers with
+activate-freeze, and DDAS picks a router per test image (or the untouched backbone).
+
+**The embedded recipe** (``Recipe()``): each class keeps its task's templates and every step
+trains ``config.train.steps`` steps; any registered method runs by its own name. The class order
+of CIFAR-100 is the one in the MoE-Adapters reference (``cil/class_orders/cifar100.yaml``, shared
+with ZSCL's class-incremental code and earlier CIL work); the embedded world's order is a fixed
+shuffle by seed 1993. Runs live in the run store like every other run (``results.json``,
+checkpoints, resume).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +47,7 @@ import numpy as np
 import torch
 
 from clviz.backbone import load_backbone
-from clviz.core.config import RunConfig
+from clviz.core.config import RunConfig, TrainConfig
 from clviz.core.device import place
 from clviz.core.evaluation import SeenClasses
 from clviz.core.formats import make_format
@@ -39,6 +55,7 @@ from clviz.core.loop import run_stream
 from clviz.core.result import RunResult
 from clviz.core.store import RunStore
 from clviz.core.task import Task
+from clviz.experiments.profiles import make_config
 from clviz.methods import build_method, get_method
 from clviz.methods.zeroshot import ZeroShot
 from clviz.world.tasks import WORLD_IMAGE_SIZE, make_task, stream_spec
@@ -52,6 +69,66 @@ CIFAR100_ORDER = (
 )  # fmt: skip
 WORLD_ORDER_SEED = 1993
 DATASETS = ("world", "cifar100")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How each class step trains and is prompted.
+
+    ``template``: one prompt template for every class, in training and at test (None: each
+    class keeps its task's templates). ``epochs``: each step trains
+    ``epochs * ceil(images / batch) + 1`` iterations, as the reference's loop
+    ``range(total_iterations + 1)`` (None: ``config.train.steps`` per step)."""
+
+    template: str | None = None
+    epochs: int | None = None
+
+    def steps_for(self, images: int, batch_size: int) -> int:
+        """Training iterations of a step with ``images`` training images."""
+        assert self.epochs is not None
+        return self.epochs * math.ceil(images / batch_size) + 1
+
+
+REFERENCE_TEMPLATE = "a bad photo of a {}."
+REFERENCE = Recipe(template=REFERENCE_TEMPLATE, epochs=1)
+RECIPES = {"reference": REFERENCE, "embedded": Recipe()}
+MOE_CIL_OPTIONS = {"experts": 2, "top_k": 2, "freeze_per_task": 0, "one_router": True}
+VIT_B16_CIL_LR = 7.1e-6  # ZSCL's cil/configs/class/cifar100_10-10-*.yaml
+REFERENCE_METHODS = {  # name in the class-incremental table -> (registered method, options)
+    "zero-shot": ("zero-shot", {}),
+    "finetune": ("finetune", {}),
+    "zscl": ("zscl", {}),
+    "moe-adapters": ("moe-adapters-taskid", MOE_CIL_OPTIONS),
+    "moe-adapters-ddas": ("moe-adapters", {}),  # a clviz extension, not the reference
+}
+
+
+def reference_config(
+    method: str, profile: str = "embedded", stream: str | None = None, seed: int = 0, **kwargs: Any
+) -> RunConfig:
+    """``method`` (a name of :data:`REFERENCE_METHODS`) as the reference's ``cil/`` code trains
+    it under ``profile`` (``kwargs`` go to :func:`~clviz.experiments.profiles.make_config`):
+    batch 128, cosine rate after 30 warm-up steps; MoE-Adapters with one router, 2 experts,
+    no activate-freeze, label smoothing 0. Run it with ``recipe=REFERENCE``."""
+    if method not in REFERENCE_METHODS:
+        raise ValueError(
+            f"no class-incremental reference recipe for {method!r}; valid: "
+            f"{', '.join(REFERENCE_METHODS)} (any registered method runs with "
+            "recipe=Recipe(), the embedded recipe)"
+        )
+    registered, options = REFERENCE_METHODS[method]
+    config = make_config(profile, registered, stream, seed, options=dict(options), **kwargs)
+    moe = registered.startswith("moe-adapters")
+    lr = config.train.lr if profile != "mtil" or moe else VIT_B16_CIL_LR
+    train = TrainConfig(
+        steps=config.train.steps,
+        batch_size=128,
+        lr=lr,
+        label_smoothing=0.0 if moe else 0.2,
+        schedule="cosine",
+        warmup_steps=30,
+    )
+    return replace(config, train=train)
 
 
 @dataclass
@@ -132,15 +209,34 @@ def cifar100_pool(data_root: str | None = None, image_size: int | None = None) -
     )
 
 
-def load_pool(dataset: str, config: RunConfig, test_per_class: int | None = None) -> ClassPool:
+def load_pool(
+    dataset: str,
+    config: RunConfig,
+    test_per_class: int | None = None,
+    template: str | None = None,
+) -> ClassPool:
     """The class pool of ``dataset`` (``world`` uses ``config.stream``'s tasks;
-    ``test_per_class`` overrides its 20 test images per class)."""
+    ``test_per_class`` overrides its 20 test images per class); ``template`` replaces every
+    class's templates by that one."""
     if dataset == "world":
         n_test = 20 if test_per_class is None else test_per_class
-        return world_pool(config.stream, config.seed, config.image_size or WORLD_IMAGE_SIZE, n_test)
-    if dataset == "cifar100":
-        return cifar100_pool(config.data_root, config.image_size)
-    raise ValueError(f"unknown class-incremental dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+        size = config.image_size or WORLD_IMAGE_SIZE
+        pool = world_pool(config.stream, config.seed, size, n_test)
+    elif dataset == "cifar100":
+        pool = cifar100_pool(config.data_root, config.image_size)
+    else:
+        raise ValueError(
+            f"unknown class-incremental dataset {dataset!r}; valid: {', '.join(DATASETS)}"
+        )
+    if template is not None:
+        pool = replace(pool, templates=((template,),) * len(pool.classnames))
+    return pool
+
+
+def step_sizes(pool: ClassPool, steps: int) -> list[int]:
+    """Training images of each step."""
+    counts = torch.bincount(pool.train_labels, minlength=len(pool.classnames))
+    return [int(counts[group].sum()) for group in split_classes(pool.order, steps)]
 
 
 def split_classes(order: tuple[int, ...], steps: int) -> list[list[int]]:
@@ -189,11 +285,12 @@ def class_incremental_store(
     test_per_class: int | None = None,
     out_dir: str | Path | None = None,
     *,
+    recipe: Recipe = Recipe(),
     root: str | Path | None = None,
     force: bool = False,
 ) -> RunStore:
     """Where a class-incremental run lives: ``out_dir``, or ``<root>/class-incremental/
-    <method>_<dataset>-<steps>steps_seed<seed>_<hash>``."""
+    <method>_<dataset>-<steps>steps_seed<seed>[_<recipe>]_<hash>``."""
     identity = {
         "protocol": "class-incremental",
         "dataset": dataset,
@@ -201,9 +298,12 @@ def class_incremental_store(
         "test_per_class": test_per_class,
         "config": config.as_dict(),
     }
+    if recipe != Recipe():
+        identity["recipe"] = asdict(recipe)
     if out_dir is not None:
         return RunStore(out_dir, identity, force=force)
     name = f"{config.method}_{dataset}-{steps}steps_seed{config.seed}"
+    name += "_reference" if recipe == REFERENCE else ""
     return RunStore.named(name, identity, group="class-incremental", root=root, force=force)
 
 
@@ -213,26 +313,32 @@ def run_class_incremental(
     steps: int = 10,
     out_dir: str | Path | None = None,
     *,
+    recipe: Recipe = Recipe(),
     root: str | Path | None = None,
     force: bool = False,
     progress: bool = True,
     test_per_class: int | None = None,
 ) -> RunResult:
     """Learn ``dataset``'s classes in ``steps`` steps with ``config.method`` (or reuse the
-    finished run). The result's matrix has one column, the accuracy over all classes seen so
-    far after each step; ``metrics`` gives Avg and Last, ``zero_shot`` the untouched backbone
-    on the same evaluations, ``extra`` the class order and the classes of each step."""
+    finished run), following ``recipe`` (:data:`REFERENCE` with :func:`reference_config` for
+    the reference's ``cil/`` recipe). The result's matrix has one column, the accuracy over
+    all classes seen so far after each step; ``metrics`` gives Avg and Last, ``zero_shot`` the
+    untouched backbone on the same evaluations, ``extra`` the class order, the classes of each
+    step and its training iterations."""
     get_method(config.method)
     config, device = place(config)
     store = class_incremental_store(
-        config, dataset, steps, test_per_class, out_dir, root=root, force=force
+        config, dataset, steps, test_per_class, out_dir, recipe=recipe, root=root, force=force
     )
     finished = store.finished()
     if finished is not None:
         return finished
     torch.manual_seed(config.seed)
-    pool = load_pool(dataset, config, test_per_class)
+    pool = load_pool(dataset, config, test_per_class, recipe.template)
     train_tasks, seen_tasks = build_steps(pool, steps)
+    if recipe.epochs is not None:
+        iterations = [recipe.steps_for(n, config.train.batch_size) for n in step_sizes(pool, steps)]
+        config = replace(config, train=replace(config.train, task_steps=tuple(iterations)))
     model, _, tokenizer = load_backbone(config.backbone, config.pretrained, device)
     evaluation = SeenClasses(
         [make_format(t, tokenizer) for t in seen_tasks], config.eval_batch_size
@@ -245,6 +351,8 @@ def run_class_incremental(
         "class_order": [pool.classnames[c] for c in pool.order],
         "step_classes": [list(t.classnames) for t in train_tasks],
         "seen_classes": [t.num_classes for t in seen_tasks],
+        "recipe": asdict(recipe),
+        "iterations": [config.train.steps_for(i) for i in range(steps)],
     }
     return run_stream(
         method,

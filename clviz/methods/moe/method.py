@@ -16,6 +16,11 @@ untouched backbone when it looks unfamiliar.
 Our defaults for the embedded stream: 16 experts (two per task of the 8-task stream, as the
 reference's 22 for 11 tasks), bottleneck 64, top-2, learning rate 1e-3; the load-balancing loss
 is computed but, as in the reference, not added unless ``balance_loss`` is set.
+
+``one_router`` is the reference's class-incremental variant (its ``cil/`` code): every task
+trains and is tested through one router (``global_taskid`` 0 there), so no task id is ever
+needed; with ``freeze_per_task=0`` there is no activate-freeze either
+(:func:`clviz.experiments.class_incremental.reference_config` sets both, and 2 experts).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class MoEOptions:
     freeze_per_task: int = 2
     lr: float = 1e-3
     balance_loss: bool = False
+    one_router: bool = False  # every task shares router 0 (the reference's class-incremental code)
 
 
 @register_record
@@ -93,13 +99,17 @@ class MoEAdaptersTaskId(Method):
         return index
 
     def router_for(self, task: TaskFormat) -> int:
-        """The router of ``task`` if it has one, else the newest."""
+        """The router of ``task`` if it has one, else the newest (router 0 with
+        ``one_router``, whose only router carries the first task's name)."""
         return self.routers.index(task.name) if task.name in self.routers else len(self.routers) - 1
 
     # ------------------------------------------------------------------ learning a task
     def begin_task(self, task: TaskFormat, index: int) -> MoEState:
-        router = self.add_router()
-        self.routers.append(task.name)
+        if self.options.one_router and self.routers:
+            router = 0  # the first task's router goes on learning (one router for all)
+        else:
+            router = self.add_router()
+            self.routers.append(task.name)
         for name, layer in self.layers.items():
             layer.counts.zero_()
             for e, expert in enumerate(layer.experts.experts):
@@ -218,6 +228,12 @@ class MoEAdapters(MoEAdaptersTaskId):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         o = self.options
+        if o.one_router:
+            raise ValueError(
+                "moe-adapters picks a router per task with DDAS, so it cannot share one router "
+                "(one_router); use moe-adapters-taskid with one_router=true, the reference's "
+                "class-incremental variant"
+            )
         self.ddas = DDAS(
             code_dims=o.ddas_code,
             steps=o.ddas_steps,
