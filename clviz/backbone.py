@@ -96,7 +96,14 @@ def read_manifest() -> dict:
             f"The manifest of the bundled tiny CLIP is missing ({TINY_MANIFEST}). "
             f"Rebuild the weights and manifest with: {REBUILD_COMMAND}"
         )
-    return json.loads(TINY_MANIFEST.read_text())
+    try:
+        return json.loads(TINY_MANIFEST.read_text())
+    except (OSError, ValueError) as err:
+        raise BackboneError(
+            f"The manifest of the bundled tiny CLIP cannot be read ({TINY_MANIFEST}: {err}). "
+            f"Restore it from git (git checkout -- clviz/weights) or rebuild it with: "
+            f"{REBUILD_COMMAND}"
+        ) from None
 
 
 def verify_tiny_weights() -> Path:
@@ -234,6 +241,14 @@ def load_backbone(
             load_resized(model, Path(weights))
     except RuntimeError as err:
         raise BackboneError(f"could not load {name!r} with pretrained={weights!r}: {err}") from err
+    except Exception as err:  # a local file that is no checkpoint: torch's unpickling errors
+        if weights is None or not os.path.isfile(weights):
+            raise
+        raise BackboneError(
+            f"--pretrained {weights} is not a weights file clviz can read for {name!r} "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}); "
+            "pass an open_clip checkpoint (.safetensors, .bin or .pt) or a hub tag"
+        ) from None
     model.eval()
     return model, preprocess, open_clip.get_tokenizer(name)
 

@@ -10,20 +10,44 @@ import torch
 
 from clviz.backbone import BackboneError
 from clviz.core.device import DeviceError
+from clviz.core.lock import FolderBusyError
 from clviz.core.result import ResultError
 from clviz.core.store import RunDirError
 
-# Errors that come from what the user asked for: printed as one line, never a traceback.
+# Errors that come from what the user asked for (or what the disk holds): printed as one
+# line, never a traceback. ValueError covers damaged files (IntegrityError), bad options
+# (OptionError) and bad matrices (MatrixError); OSError a disk that is full or read-only.
 USER_ERRORS = (
     ValueError,
     KeyError,
-    FileNotFoundError,
+    OSError,
     BackboneError,
     DeviceError,
     RunDirError,
     ResultError,
+    FolderBusyError,
     torch.OutOfMemoryError,  # its message names the batch size and --batch-size
 )
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
+
+
+def _whole_number(least: int, what: str):
+    """An argparse type: an integer of at least ``least`` (argparse names the flag)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
+
+    return parse
+
+
+POSITIVE = _whole_number(1, "at least 1")
+SEED = _whole_number(0, "a non-negative integer")
 
 
 PROFILE_HELP = "embedded (CPU, the default), classroom-gpu (one GPU, 64 px) or mtil (real data)"
@@ -92,8 +116,12 @@ def _profile_config(args: argparse.Namespace):
     """The RunConfig of ``--profile`` for ``--method``, with the command line's overrides."""
     from clviz.data.streams import check_stream
     from clviz.experiments.profiles import make_config
+    from clviz.experiments.runs import check_config
 
-    options = json.loads(args.options) if args.options else {}
+    try:
+        options = json.loads(args.options) if args.options else {}
+    except ValueError as err:
+        raise ValueError(f"--options is not valid JSON ({err}): {args.options!r}") from None
     if not isinstance(options, dict):
         raise ValueError(f"--options must be a JSON object, got {args.options!r}")
     config = make_config(
@@ -114,6 +142,7 @@ def _profile_config(args: argparse.Namespace):
     config.device = args.device
     if args.fast:
         config.train.steps = min(config.train.steps, 10)
+    check_config(config)  # every setting, before any work
     return config
 
 
@@ -157,8 +186,8 @@ def _metrics(args: argparse.Namespace) -> int:
     from clviz.analysis.metrics import load_matrix, summarize
 
     summary = summarize(load_matrix(args.file)).as_dict()
-    if args.json:
-        print(json.dumps(summary, indent=2))
+    if args.json:  # strict JSON: a NaN would be refused here, not printed
+        print(json.dumps(summary, indent=2, allow_nan=False))
     else:
         for key, value in summary.items():
             print(f"{key:<11}{value:>9.2f}")
@@ -228,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "zeroshot", help="zero-shot accuracy of a backbone on every task of a stream"
     )
     p.add_argument("--stream", default="default", help="task stream (see 'clviz list')")
-    p.add_argument("--seed", type=int, default=0, help="seed of the embedded world")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the embedded world")
     p.add_argument("--backbone", default="clviz-tiny", help="open_clip architecture name")
     p.add_argument("--pretrained", default=None, help="hub tag or local weights file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -240,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="results", help="where the report and summary go")
     p.add_argument("--stream", default="default", help="task stream (see 'clviz list')")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help="training steps per task")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--steps", type=POSITIVE, default=None, help="training steps per task")
     p.add_argument("--methods", nargs="*", default=None, help="default: every method")
     p.add_argument("--fast", action="store_true", help="the smoke stream, 10 steps per task")
     p.add_argument("--device", default=None, help=DEVICE_HELP)
@@ -258,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--profile", default="embedded", help=PROFILE_HELP)
         p.add_argument("--stream", default=None, help="task stream (default: the profile's)")
         p.add_argument("--data-root", default=None, help="real datasets' folder ($CLVIZ_DATA)")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=SEED, default=0)
         p.add_argument("--out", default=None, help="results folder (default results/runs/...)")
         p.add_argument(
             "--options", default=None, help="method options as JSON, e.g. '{\"alpha\": 0.3}'"
@@ -269,12 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true", help="replace another config's results")
         p.add_argument("--device", default=None, help=DEVICE_HELP)
         p.add_argument(
-            "--batch-size", type=int, default=None, help="training batch (default: the profile's)"
+            "--batch-size",
+            type=POSITIVE,
+            default=None,
+            help="training batch (default: the profile's)",
         )
 
     p = sub.add_parser("run", help="train a method on a stream and evaluate every task")
     run_arguments(p)
-    p.add_argument("--steps", type=int, default=None, help="training steps per task")
+    p.add_argument("--steps", type=POSITIVE, default=None, help="training steps per task")
     p.set_defaults(func=_run)
 
     p = sub.add_parser(
@@ -282,16 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_arguments(p)
     p.add_argument("--dataset", default="world", help="world (embedded) or cifar100 (real)")
-    p.add_argument("--steps", dest="steps_ci", type=int, default=10, help="10, 20 or 50...")
-    p.add_argument("--train-steps", dest="steps", type=int, default=None, help="per step")
+    p.add_argument("--steps", dest="steps_ci", type=POSITIVE, default=10, help="10, 20 or 50...")
+    p.add_argument("--train-steps", dest="steps", type=POSITIVE, default=None, help="per step")
     p.set_defaults(func=_class_incremental)
 
     p = sub.add_parser("params", help="trainable and total parameters of a method, untrained")
     p.add_argument("--backbone", default="clviz-tiny", help="open_clip architecture")
     p.add_argument("--method", required=True)
-    p.add_argument("--experts", type=int, default=22)
-    p.add_argument("--bottleneck", type=int, default=64)
-    p.add_argument("--tasks", type=int, default=11, help="routers to count (one per task)")
+    p.add_argument("--experts", type=POSITIVE, default=22)
+    p.add_argument("--bottleneck", type=POSITIVE, default=64)
+    p.add_argument("--tasks", type=POSITIVE, default=11, help="routers to count (one per task)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_params)
 
@@ -313,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"clviz {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        from clviz.core.store import resume_hint
+
+        print(f"\nclviz {args.command}: interrupted; {resume_hint()}", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

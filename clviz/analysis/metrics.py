@@ -61,13 +61,64 @@ def as_matrix(rows: object) -> np.ndarray:
     return out
 
 
+def check_accuracies(m: np.ndarray, source: str = "the matrix") -> np.ndarray:
+    """``m``, checked to be at least 2 x 2 (Transfer, BWT and forgetting compare tasks) and
+    to hold percentages (every entry in [0, 100])."""
+    if len(m) < 2:
+        raise MatrixError(
+            f"{source} is {len(m)} x {len(m)}: Transfer, BWT and forgetting need at least two "
+            "tasks (a 2 x 2 matrix or larger)"
+        )
+    bad = np.argwhere((m < 0) | (m > 100))
+    if len(bad):
+        i, j = bad[0]
+        raise MatrixError(
+            f"{source}, row {i + 1}, column {j + 1}: {m[i, j]:g} is not an accuracy in percent "
+            "(every entry must be in [0, 100])"
+        )
+    return m
+
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_csv(text: str) -> list[list[str]]:
+    """The rows of a CSV matrix, as Excel writes one too: ``,`` or ``;`` between cells (with
+    ``;``, a decimal comma is read as a point), an optional header row (a first row with no
+    number in it), blank lines and trailing empty cells ignored."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    delimiter = ";" if lines and lines[0].count(";") > 0 else ","
+    rows = []
+    for row in csv.reader(lines, delimiter=delimiter):
+        cells = [cell.strip() for cell in row]
+        while cells and not cells[-1]:
+            cells.pop()
+        if delimiter == ";":
+            cells = [cell.replace(",", ".") for cell in cells]
+        rows.append(cells)
+    if rows and not any(_number(cell) for cell in rows[0]):
+        rows = rows[1:]  # a header row: task names, or "after task 1"...
+    return rows
+
+
 def load_matrix(path: str | Path) -> np.ndarray:
-    """Read a matrix from CSV (one row per line) or JSON (a list of rows or an object with an
+    """Read an accuracy matrix (percent, at least 2 x 2) from CSV (one row per line; Excel's
+    files too, see :func:`parse_csv`) or JSON (a list of rows or an object with an
     ``accuracy_matrix`` key, such as a clviz results.json)."""
     path = Path(path)
     if not path.is_file():
         raise MatrixError(f"no such file: {path}")
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # Excel starts its UTF-8 CSVs with a BOM
+    except UnicodeDecodeError:
+        raise MatrixError(
+            f"{path} is not a text file (UTF-8 CSV or JSON); save the matrix as CSV or JSON"
+        ) from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -77,9 +128,16 @@ def load_matrix(path: str | Path) -> np.ndarray:
             if "accuracy_matrix" not in data:
                 raise MatrixError(f"{path} has no 'accuracy_matrix' key (keys: {', '.join(data)})")
             data = data["accuracy_matrix"]
-        return as_matrix(data)
-    rows = [r for r in csv.reader(text.splitlines()) if any(cell.strip() for cell in r)]
-    return as_matrix([[cell.strip() for cell in r] for r in rows])
+        return check_accuracies(_named(path, data), str(path))
+    return check_accuracies(_named(path, parse_csv(text)), str(path))
+
+
+def _named(path: Path, rows: object) -> np.ndarray:
+    """:func:`as_matrix`, its error naming the file."""
+    try:
+        return as_matrix(rows)
+    except MatrixError as err:
+        raise MatrixError(f"{path}: {err}") from None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ result loads back into the same types.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,13 +16,9 @@ from typing import Any, ClassVar
 import dacite
 
 from clviz.analysis.metrics import metrics_for
-from clviz.core.io import write_json
+from clviz.core.integrity import IntegrityError, ResultError, read_sealed_json, write_sealed_json
 
 RECORD_TYPES: dict[str, type[MethodRecord]] = {}
-
-
-class ResultError(ValueError):
-    """A results file that cannot be read; the message names it and how to rebuild it."""
 
 
 @dataclass
@@ -153,18 +148,19 @@ class RunResult:
         return result
 
     def save(self, path: str | Path) -> None:
-        """Write ``results.json`` atomically."""
-        write_json(path, self.to_dict())
+        """Write ``results.json`` atomically, sealed with its sha256 (checked by :meth:`load`)."""
+        write_sealed_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
-        """Read a ``results.json``; its folder becomes ``run_dir``."""
+        """Read a ``results.json`` after checking its checksum; its folder becomes ``run_dir``."""
         path = Path(path)
+        fix = "delete the folder, or rerun the same command with --force to rebuild it"
         try:
-            data = json.loads(path.read_text())
+            data, _ = read_sealed_json(path, fix)
+        except IntegrityError as err:
+            raise ResultError(str(err)) from None
+        try:
             return cls.from_dict(data, path.parent)
-        except (OSError, ValueError, TypeError, KeyError, dacite.DaciteError) as err:
-            raise ResultError(
-                f"cannot read the results in {path} ({err}); delete the folder, or rerun the "
-                "same command with --force to rebuild it"
-            ) from None
+        except (ValueError, TypeError, KeyError, AttributeError, dacite.DaciteError) as err:
+            raise ResultError(f"cannot read the results in {path} ({err}); {fix}") from None

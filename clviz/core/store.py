@@ -5,13 +5,26 @@ finished, ``checkpoint.pt`` after every task so an interrupted run resumes where
 and whatever artefacts observers add (``features.pt``). The store is keyed by the digest of the
 run's *identity* (its config, plus what the experiment adds): a finished run is reused, and a
 folder that holds another identity's results is never overwritten unless asked (``force``).
-Every write is atomic. Content-addressed caches (the untouched backbone's evaluation, the UMAP
-of a set of runs) go through :func:`memo`, under the same root.
+
+Nothing is lost and nothing is silently wrong:
+
+- a run that is going to write takes the folder's lock first (:mod:`clviz.core.lock`) and holds
+  it until its result is written, so a second process on the folder fails at once, and the
+  final write checks again that the folder holds nothing of another run;
+- results, checkpoints and caches are sealed (:mod:`clviz.core.integrity`): written atomically
+  with their sha256 and the run's identity inside, and checked on every read. A damaged file
+  is an error naming it and the command that rebuilds it; with ``force`` it is removed and
+  rebuilt;
+- temporary files that killed writes left behind are swept up when the lock is taken.
+
+Content-addressed caches (the untouched backbone's evaluation, the UMAP of a set of runs) go
+through :func:`memo`, under the same root.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,14 +34,28 @@ import torch
 from torch import nn
 
 from clviz.core.config import digest_of
-from clviz.core.io import atomic_path
+from clviz.core.integrity import (
+    FORCE_FIX,
+    IntegrityError,
+    read_header,
+    read_sealed,
+    read_sealed_json,
+    seal_json,
+    unsealed_torch_file,
+    write_sealed,
+)
+from clviz.core.io import atomic_path, remove_stale_temps, write_bytes_durably
+from clviz.core.lock import FolderLock
 from clviz.core.result import ResultError, RunResult
 
 RESULTS = "results.json"
 CHECKPOINT = "checkpoint.pt"
 RESULTS_ENV = "CLVIZ_RESULTS"
+CACHE_TEMP_AGE_S = 3600.0  # a cache's temporary file this old belongs to no live write
 
 T = TypeVar("T")
+
+_LAST: list[RunStore] = []  # the store that last took its lock and has not finished: for Ctrl-C
 
 
 class RunDirError(RuntimeError):
@@ -46,12 +73,41 @@ def results_root() -> Path:
     return Path("results") / "runs"
 
 
+def _writes() -> bool:
+    """Whether this process writes run folders: yes, except the non-zero ranks of a torchrun
+    launch (rank 0 writes; the others must not take its lock)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def differences(here: Mapping[str, Any], there: Mapping[str, Any]) -> list[str]:
+    """The settings in which two identities differ, as ``name: <there> there, <here> here``."""
+    a, b = _flatten(json.loads(json.dumps(here, default=str))), _flatten(there)
+    return [
+        f"{key}: {json.dumps(b.get(key))} there, {json.dumps(a.get(key))} here"
+        for key in sorted(set(a) | set(b))
+        if a.get(key) != b.get(key)
+    ]
+
+
 class RunStore:
     """The folder of one run, guarded by the digest of ``identity`` (a JSON-able mapping).
 
     Its finished result is a :class:`RunResult` unless ``result_type`` names another class
     with the same surface (``config_hash``, ``save(path)``, ``load(path)``, ``run_dir``), as
     the ATLAS protocol's result, which gathers several runs.
+
+    A store takes the folder's lock when it finds nothing finished (:meth:`finished`: the
+    caller is about to train) or first writes, and gives it back when the result is saved
+    (:meth:`save`) or on :meth:`release`; ``with store:`` releases it however the block ends.
     """
 
     def __init__(
@@ -67,6 +123,7 @@ class RunStore:
         self.digest = digest_of(self.identity)
         self.force = force
         self.result_type = result_type
+        self.lock = FolderLock(self.folder)
 
     @classmethod
     def named(
@@ -92,75 +149,183 @@ class RunStore:
     def describe(self) -> str:
         return f"{self.folder} (identity {self.digest})"
 
+    # ------------------------------------------------------------------ the lock
+    def acquire(self) -> None:
+        """Take the folder's lock (fails at once if another run holds it) and sweep up the
+        temporary files of writes that were killed."""
+        if not _writes() or self.lock.held:
+            return
+        self.lock.acquire()
+        remove_stale_temps(self.folder)
+        _LAST[:] = [self]
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _remove_damaged(self, path: Path) -> None:
+        """``force``: a damaged file goes (under the lock), and is rebuilt by this run."""
+        self.acquire()
+        path.unlink(missing_ok=True)
+
     # ------------------------------------------------------------------ finished results
-    def finished(self) -> Any:
-        """This identity's finished result, or None; another identity's result is an error
-        (or, with ``force``, ignored: it is replaced when this run finishes)."""
+    def _clash(self, theirs: Any, their_digest: Any, lead: str | None = None) -> RunDirError:
+        """The error for a folder holding another run's files, with the settings that differ."""
+        changed = differences(self.identity, theirs) if isinstance(theirs, Mapping) else []
+        shown = "; ".join(changed[:8]) + (f"; {len(changed) - 8} more" if len(changed) > 8 else "")
+        detail = shown or f"identity {their_digest}, this run's {self.digest}"
+        lead = lead or f"{self.folder} already holds the results of another run"
+        return RunDirError(
+            f"{lead} ({detail}). Choose another --out folder, or pass --force to replace it."
+        )
+
+    def _sealed_results(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(document, seal) of ``results.json``, or None if there is none (or, with
+        ``force``, a damaged one, now removed)."""
         path = self.path(RESULTS)
         if not path.is_file():
             return None
         try:
-            result = self.result_type.load(path)
-        except ResultError:
-            if self.force:  # damaged: rebuilt, and replaced when this run finishes
+            return read_sealed_json(path)
+        except IntegrityError:
+            if self.force:
+                self._remove_damaged(path)
                 return None
             raise
-        if result.config_hash == self.digest:
-            return result
-        if self.force:
+
+    def _read_finished(self) -> Any:
+        sealed = self._sealed_results()
+        if sealed is None:
             return None
-        raise RunDirError(
-            f"{self.folder} already holds the results of another run (identity "
-            f"{result.config_hash}: {getattr(result, 'method', '')} "
-            f"{getattr(result, 'stream', '')}); this run's identity is {self.digest}. Choose "
-            "another --out folder, or pass --force to replace them."
-        )
+        data, seal = sealed
+        their_digest = data.get("config_hash")
+        if their_digest != self.digest:
+            if self.force:
+                return None  # replaced when this run finishes
+            theirs = seal.get("identity", data.get("config"))
+            raise self._clash(theirs, their_digest)
+        try:
+            result = self.result_type.load(self.path(RESULTS))
+        except (ResultError, IntegrityError):
+            if self.force:
+                self._remove_damaged(self.path(RESULTS))
+                return None
+            raise
+        result.run_dir = self.folder
+        return result
+
+    def finished(self) -> Any:
+        """This identity's finished result, or None: then the caller will train, and the store
+        holds the folder's lock from here. Another identity's result is an error (or, with
+        ``force``, ignored: it is replaced when this run finishes); so is a damaged file (or,
+        with ``force``, removed)."""
+        result = self._read_finished()
+        if result is not None:
+            return result
+        self.acquire()
+        result = self._read_finished()  # another process may have finished it meanwhile
+        if result is not None:
+            self.release()
+        return result
 
     def save(self, result: T) -> T:
-        """Write ``result`` (stamped with this identity) atomically; returns it with its folder."""
+        """Write ``result`` (stamped and sealed with this identity) atomically, after checking
+        again that the folder holds no other run's results; then give the lock back."""
+        self.acquire()
+        path = self.path(RESULTS)
+        if not self.force:
+            sealed = self._sealed_results()
+            if sealed is not None and sealed[0].get("config_hash") != self.digest:
+                data, seal = sealed
+                theirs = seal.get("identity", data.get("config"))
+                raise self._clash(theirs, data.get("config_hash"))
         result.config_hash = self.digest
-        result.save(self.path(RESULTS))
+        with atomic_path(path) as tmp:
+            result.save(tmp)  # the result's own JSON, sealed here with the identity
+            data = json.loads(tmp.read_text())
+            sealed = seal_json(data, {"identity": self.identity, "digest": self.digest})
+            write_bytes_durably(tmp, (json.dumps(sealed, indent=2) + "\n").encode())
         result.run_dir = self.folder
+        if self in _LAST:
+            _LAST.clear()
+        self.release()
         return result
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any] | None:
-        """The state saved after the last finished task of this identity, or None."""
+        """The state saved after the last finished task of this identity, or None. A damaged
+        checkpoint is an error (``force``: removed, and the run starts afresh)."""
         path = self.path(CHECKPOINT)
         if not path.is_file():
             return None
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # a truncated or foreign file: say which, and what to do
+            saved, header = read_sealed(path, weights_only=False)
+        except IntegrityError:
             if self.force:
+                self._remove_damaged(path)
                 return None
-            raise ResultError(
-                f"cannot read the checkpoint {path} ({type(err).__name__}); delete it, or rerun "
-                "the same command with --force to start the run afresh"
-            ) from None
-        if saved.get("identity") == self.digest:
+            raise
+        if header.get("identity") == self.digest and saved.get("identity") == self.digest:
             return saved
         if self.force:
             return None
-        raise RunDirError(
-            f"{path} belongs to another run (identity {saved.get('identity')}, this one "
-            f"{self.digest}); choose another --out folder, or pass --force to replace it"
-        )
+        lead = f"{path} belongs to another run"
+        raise self._clash(header.get("settings"), header.get("identity"), lead)
 
     def save_checkpoint(self, state: Mapping[str, Any]) -> None:
-        with atomic_path(self.path(CHECKPOINT)) as tmp:
-            torch.save({**state, "identity": self.digest}, tmp)
+        """Seal ``state`` (with this identity and the number of finished tasks) into
+        ``checkpoint.pt``, atomically."""
+        self.acquire()
+        meta = {
+            "identity": self.digest,
+            "settings": self.identity,
+            "tasks_done": len(state.get("rows", ())),
+        }
+        write_sealed(self.path(CHECKPOINT), {**state, "identity": self.digest}, meta)
+
+    def tasks_done(self) -> int:
+        """How many tasks the checkpoint on disk holds (0 without a readable one)."""
+        try:
+            return int(read_header(self.path(CHECKPOINT)).get("tasks_done", 0))
+        except (OSError, IntegrityError, ValueError, TypeError):
+            return 0
 
 
-def memo(path: str | Path, compute: Callable[[], T]) -> T:
-    """``compute()``, saved at ``path`` (``torch.save``, atomically) and loaded from there next
-    time. ``path`` must name the inputs (a content hash): the file is trusted as it is."""
+def resume_hint() -> str:
+    """What to tell someone who interrupted a run: the task a rerun resumes from."""
+    if not _LAST:
+        return "rerun the same command to start again"
+    store = _LAST[0]
+    return (
+        f"rerun the same command to resume from task {store.tasks_done() + 1} "
+        f"(run folder {store.folder})"
+    )
+
+
+def memo(
+    path: str | Path, compute: Callable[[], T], *, force: bool = False, fix: str | None = None
+) -> T:
+    """``compute()``, sealed at ``path`` (atomically) and loaded from there next time, after
+    its checksum is checked. ``path`` must name the inputs (a content hash). A damaged file is
+    an error saying ``fix`` (by default: rerun with --force, or delete the file); with
+    ``force`` it is rebuilt. An older clviz's unsealed cache file is rebuilt and sealed (it
+    holds what its name says, but cannot be checked)."""
     path = Path(path)
-    if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
+    remove_stale_temps(path.parent, older_than_s=CACHE_TEMP_AGE_S)
+    if path.is_file() and not unsealed_torch_file(path):
+        try:
+            return read_sealed(path, fix=fix or f"{FORCE_FIX}, or delete the file")[0]
+        except IntegrityError:
+            if not force:
+                raise
+            path.unlink(missing_ok=True)
     value = compute()
-    with atomic_path(path) as tmp:
-        torch.save(value, tmp)
+    write_sealed(path, value, {"cache": path.name})
     return value
 
 

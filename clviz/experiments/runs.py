@@ -24,10 +24,30 @@ from clviz.core.formats import ClassificationFormat, make_format
 from clviz.core.loop import Observer, run_stream
 from clviz.core.result import RunResult
 from clviz.core.store import RunStore, memo, results_root, weights_digest
-from clviz.data.streams import load_stream
+from clviz.core.validation import AT_LEAST_ONE, NON_NEGATIVE, check_train, check_value
+from clviz.data.streams import check_stream, is_real_stream, load_stream, real_streams
 from clviz.methods import build_method, get_method
-from clviz.methods.base import Method
+from clviz.methods.base import Method, make_options
 from clviz.methods.zeroshot import ZeroShot
+
+
+def check_config(config: RunConfig) -> None:
+    """Everything ``config`` asks for, checked before any work: the method and its options
+    (types, ranges), the training budget (at least one step per task), the seed, and that
+    ``data_root`` goes with a real stream. Raises a ValueError naming the setting."""
+    cls = get_method(config.method)
+    make_options(cls, config.options)
+    check_train(config.train)
+    check_value("seed (--seed)", config.seed, int, NON_NEGATIVE)
+    check_value("eval_batch_size", config.eval_batch_size, int, AT_LEAST_ONE)
+    check_value("image_size", config.image_size, int | None, AT_LEAST_ONE)
+    check_stream(config.stream)
+    if config.data_root is not None and not is_real_stream(config.stream):
+        raise ValueError(
+            f"--data-root (data_root={config.data_root!r}) is for the real-dataset streams "
+            f"({', '.join(real_streams())}); stream {config.stream!r} is embedded and would "
+            "ignore it: leave --data-root out"
+        )
 
 
 def run_store(
@@ -37,19 +57,24 @@ def run_store(
     root: str | Path | None = None,
     force: bool = False,
 ) -> RunStore:
-    """Where ``config``'s run lives: ``out_dir``, or ``<root>/<method>_<stream>_seed<seed>_<hash>``
-    (every setting that changes results is in the hash)."""
+    """Where ``config``'s run lives: ``out_dir``, or
+    ``<root>/<method>_<stream>_seed<seed>_steps<steps>_<hash>`` (every setting that changes
+    results is in the hash; the main ones are in the name too)."""
     identity = config.as_dict()
     if out_dir is not None:
         return RunStore(out_dir, identity, force=force)
     stream = config.stream.replace(":", "-").replace(",", "+")  # a subset, safe on any disk
-    name = f"{config.method}_{stream}_seed{config.seed}"
+    steps = config.train.steps if config.train.task_steps is None else "pertask"
+    name = f"{config.method}_{stream}_seed{config.seed}_steps{steps}"
     return RunStore.named(name, identity, root=root, force=force)
 
 
-def zero_shot_row(model, tokenizer, evaluation: EveryTask, config: RunConfig) -> list[float | None]:
+def zero_shot_row(
+    model, tokenizer, evaluation: EveryTask, config: RunConfig, force: bool = False
+) -> list[float | None]:
     """The untouched backbone under ``evaluation``, cached per weights and evaluation data in
-    ``<results root>/_cache/zero-shot`` (every method of a stream shares it)."""
+    ``<results root>/_cache/zero-shot`` (every method of a stream shares it; sealed, and with
+    ``force`` rebuilt when damaged)."""
     labels = hashlib.sha256()
     for task in evaluation.tasks:
         labels.update(task.test_labels.numpy().tobytes())
@@ -64,7 +89,7 @@ def zero_shot_row(model, tokenizer, evaluation: EveryTask, config: RunConfig) ->
         }
     )
     path = results_root() / "_cache" / "zero-shot" / f"{key}.pt"
-    return memo(path, lambda: evaluation.reference(ZeroShot(model, tokenizer)))
+    return memo(path, lambda: evaluation.reference(ZeroShot(model, tokenizer)), force=force)
 
 
 def run(
@@ -78,18 +103,30 @@ def run(
 ) -> RunResult:
     """Train and evaluate ``config`` on its stream (or reuse its finished run); the result's
     ``run_dir`` holds ``results.json``, the last checkpoint and the probe's ``features.pt``."""
-    get_method(config.method)  # an unknown name fails before any work
+    check_config(config)  # a bad setting fails before any work
     config, device = place(config)
     store = run_store(config, out_dir, root=root, force=force)
-    finished = store.finished()
+    finished = store.finished()  # from here on the store holds the folder's lock
     if finished is not None:
         return finished
+    with store:  # gives the lock back however the run ends
+        return _train(config, device, store, force, progress, observers)
+
+
+def _train(
+    config: RunConfig,
+    device: torch.device,
+    store: RunStore,
+    force: bool,
+    progress: bool,
+    observers: Sequence[Observer],
+) -> RunResult:
     torch.manual_seed(config.seed)
     tasks = load_stream(config)
     model, _, tokenizer = load_backbone(config.backbone, config.pretrained, device)
     formats: list[ClassificationFormat] = [make_format(t, tokenizer) for t in tasks]
     evaluation = EveryTask(formats, config.eval_batch_size)
-    zero_shot = zero_shot_row(model, tokenizer, evaluation, config)
+    zero_shot = zero_shot_row(model, tokenizer, evaluation, config, force)
     method = build_method(config.method, model, tokenizer, config.train, config.options)
     return run_stream(
         method,

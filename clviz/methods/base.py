@@ -40,6 +40,7 @@ from clviz.core.config import TrainConfig
 from clviz.core.device import module_device
 from clviz.core.formats import Batch, ClassificationFormat, ScoreHead, TaskFormat, logit_scale
 from clviz.core.result import MethodRecord
+from clviz.core.validation import check_options
 
 
 @dataclass
@@ -275,7 +276,9 @@ def get_method(name: str) -> type[Method]:
 
 
 def make_options(cls: type[Method], values: dict[str, Any] | None) -> Any:
-    """Build ``cls.Options`` from a dict; unknown keys raise with the valid ones listed."""
+    """Build ``cls.Options`` from a dict; unknown keys raise with the valid ones listed, and
+    values of the wrong type or out of range name their option
+    (:func:`~clviz.core.validation.check_options`)."""
     values = dict(values or {})
     valid = {f.name for f in dataclasses.fields(cls.Options)}
     unknown = sorted(set(values) - valid)
@@ -284,6 +287,7 @@ def make_options(cls: type[Method], values: dict[str, Any] | None) -> Any:
             f"unknown option(s) {', '.join(unknown)} for method {cls.name!r}; "
             f"valid options: {', '.join(sorted(valid)) or 'none'}"
         )
+    check_options(cls.name, cls.Options, values)
     return cls.Options(**values)
 
 

@@ -1,0 +1,164 @@
+"""Sealed files: every checkpoint, cache and results file carries its own sha256, checked on read.
+
+A flipped bit, a truncated write or a hand edit must never become a different number or a
+pickle traceback: it is an :class:`IntegrityError` naming the file and the command that
+rebuilds it. The checksum travels *inside* the file, so that one atomic replace
+(:func:`~clviz.core.io.atomic_path`) publishes data and checksum together.
+
+- Binary files (checkpoints, caches: anything ``torch.save`` writes) are ``MAGIC``, one line of
+  JSON (the header: the payload's size, what the caller adds such as the run's identity, and
+  the sha256 of header and payload), then ``torch.save``'s bytes.
+- JSON files (``results.json``) get an ``"integrity"`` member: the sha256 of the rest of the
+  document and of the member itself, plus what the caller adds (the run's identity).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clviz.core.io import atomic_path, write_bytes_durably
+
+MAGIC = b"CLVIZ-SEALED 1\n"
+ZIP_MAGIC = b"PK\x03\x04"  # how every torch.save file begins
+INTEGRITY = "integrity"
+MAX_HEADER = 1 << 20  # a header line is small; a longer "line" is damage, not a header
+FORCE_FIX = "rerun the same command with --force to rebuild it"
+
+
+class ResultError(ValueError):
+    """A results, checkpoint or cache file that cannot be read; the message names it and how to
+    rebuild it (also importable from :mod:`clviz.core.result`)."""
+
+
+class IntegrityError(ResultError):
+    """A file whose content does not match its checksum, or that is not a sealed file at all;
+    the message names the file and how to rebuild it."""
+
+
+def damaged(path: str | os.PathLike, why: str, fix: str = FORCE_FIX) -> IntegrityError:
+    """The error for a damaged ``path``: what is wrong with it, then what to do."""
+    return IntegrityError(f"{path} is damaged: {why}; {fix}")
+
+
+def canonical(data: Any) -> bytes:
+    """The one byte string of a JSON value that checksums are taken over."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _digest(meta: Mapping[str, Any], payload: bytes | memoryview) -> str:
+    h = hashlib.sha256(canonical({k: v for k, v in meta.items() if k != "sha256"}))
+    h.update(b"\n")
+    h.update(payload)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------- binary (torch) files
+def write_sealed(path: str | os.PathLike, obj: Any, meta: Mapping[str, Any] | None = None) -> None:
+    """``torch.save(obj)`` to ``path``, atomically, behind a header holding ``meta`` (JSON)
+    and the sha256 of both."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    payload = buffer.getbuffer()
+    header = {**(meta or {}), "bytes": len(payload)}
+    header["sha256"] = _digest(header, payload)
+    with atomic_path(path) as tmp:
+        write_bytes_durably(tmp, MAGIC, canonical(header) + b"\n", payload)
+
+
+def _split(path: Path, data: bytes, fix: str) -> tuple[dict[str, Any], memoryview]:
+    if not data.startswith(MAGIC):
+        why = "it is empty" if not data else "it is not a sealed clviz file (or an older clviz's)"
+        raise damaged(path, why, fix)
+    end = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
+    try:
+        header = json.loads(data[len(MAGIC) : end]) if end > 0 else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or not isinstance(header.get("bytes"), int):
+        raise damaged(path, "its header cannot be read", fix)
+    return header, memoryview(data)[end + 1 :]
+
+
+def unsealed_torch_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a plain ``torch.save`` zip (an older clviz's cache, before files
+    were sealed), as opposed to a sealed file or something damaged."""
+    with open(path, "rb") as f:
+        return f.read(4) == ZIP_MAGIC
+
+
+def read_header(path: str | os.PathLike, fix: str = FORCE_FIX) -> dict[str, Any]:
+    """The header of a sealed file, read without its payload (not verified: see
+    :func:`read_sealed`)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC) + MAX_HEADER)
+    return _split(path, head, fix)[0]
+
+
+def read_sealed(
+    path: str | os.PathLike, *, weights_only: bool = True, fix: str = FORCE_FIX
+) -> tuple[Any, dict[str, Any]]:
+    """The object sealed in ``path`` and its header, after checking size and sha256; any
+    mismatch, or a payload torch cannot read, is an :class:`IntegrityError` (``fix`` says
+    what to do)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise damaged(path, f"it cannot be read ({err.strerror or err})", fix) from None
+    header, payload = _split(path, data, fix)
+    if len(payload) != header["bytes"]:
+        why = f"it holds {len(payload)} bytes of data where {header['bytes']} were written"
+        raise damaged(path, f"{why} (truncated or extended)", fix)
+    if _digest(header, payload) != header.get("sha256"):
+        raise damaged(path, "its sha256 does not match the one written with it", fix)
+    try:
+        obj = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=weights_only)
+    except Exception as err:  # checksummed yet unreadable: written by an incompatible torch
+        raise damaged(path, f"torch cannot read it ({type(err).__name__})", fix) from None
+    return obj, header
+
+
+# ---------------------------------------------------------------------- JSON files
+def seal_json(data: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``data`` with an ``"integrity"`` member: ``meta`` and the sha256 of everything."""
+    body = {k: v for k, v in data.items() if k != INTEGRITY}
+    integrity = dict(meta or {})
+    integrity["sha256"] = _digest(integrity, canonical(body))
+    return {**body, INTEGRITY: integrity}
+
+
+def write_sealed_json(
+    path: str | os.PathLike, data: Mapping[str, Any], meta: Mapping[str, Any] | None = None
+) -> None:
+    """Write ``data``, sealed with ``meta``, as indented JSON, atomically."""
+    text = json.dumps(seal_json(data, meta), indent=2) + "\n"
+    with atomic_path(path) as tmp:
+        write_bytes_durably(tmp, text.encode())
+
+
+def read_sealed_json(
+    path: str | os.PathLike, fix: str = FORCE_FIX
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the document without its seal, the seal) of a sealed JSON file, after checking it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise damaged(path, f"it cannot be read ({err.strerror or err})", fix) from None
+    except ValueError as err:  # UnicodeDecodeError and JSONDecodeError alike
+        raise damaged(path, f"it is not valid JSON ({err})", fix) from None
+    if not isinstance(data, dict) or not isinstance(data.get(INTEGRITY), dict):
+        raise damaged(path, "it has no checksum (written by an older clviz, or by hand)", fix)
+    integrity = data.pop(INTEGRITY)
+    if _digest(integrity, canonical(data)) != integrity.get("sha256"):
+        raise damaged(path, "its sha256 does not match its content (edited or corrupted)", fix)
+    return data, integrity

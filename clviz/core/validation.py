@@ -1,0 +1,229 @@
+"""Checks of what a user asks for, before any work: a bad value fails in a second, named, not
+after a task has trained (or never, as a NaN weight).
+
+Values are checked, never converted: ``"0.5"`` for a float option is an error, not 0.5.
+
+- :func:`check_options`: a method's options against its ``Options`` dataclass, field by field:
+  the declared type (``int``, ``float``, ``bool``, ``str``, ``X | None``, tuples and lists),
+  finite numbers, and the ranges of :data:`OPTION_RANGES` (by option name, for every method that
+  has an option of that name: one table, so no method module carries its own checks), plus
+  the relations of :data:`OPTION_RELATIONS` (``top_k <= experts``);
+- :func:`check_train`: a :class:`~clviz.core.config.TrainConfig`'s budget, rates and schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Range:
+    """An interval of numbers; ``None`` leaves a side open-ended. ``low_open``/``high_open``
+    exclude the bound itself."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (
+            self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        )
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"in {left}{self.low:g}, {self.high:g}{right}"
+
+
+POSITIVE = Range(0, low_open=True)
+AT_LEAST_ONE = Range(1)
+NON_NEGATIVE = Range(0)
+PROBABILITY = Range(0, 1)
+FRACTION = Range(0, 1, low_open=True, high_open=True)
+
+# Ranges by option name, for every method that has the option (wise-ft's and MulKI's alpha
+# alike). An option missing here is checked for its type (and finiteness) only.
+OPTION_RANGES: dict[str, Range] = {
+    # weights of interpolation and probabilities
+    "alpha": PROBABILITY,
+    "ddas_quantile": Range(0, 1, low_open=True),
+    "ddas_heldout": FRACTION,
+    "prototype_momentum": Range(0, 1, high_open=True),
+    # rates, temperatures and scales
+    "lr": POSITIVE,
+    "temperature": POSITIVE,
+    "query_lr_scale": POSITIVE,
+    "prototype_lr_scale": POSITIVE,
+    # loss weights
+    "image_loss": NON_NEGATIVE,
+    "text_loss": NON_NEGATIVE,
+    "l2": NON_NEGATIVE,
+    "ortho_weight": NON_NEGATIVE,
+    "prototype_weight": NON_NEGATIVE,
+    "feature_weight": NON_NEGATIVE,
+    "intra_weight": NON_NEGATIVE,
+    "inter_weight": NON_NEGATIVE,
+    "sharpness": NON_NEGATIVE,
+    # counts and sizes
+    "experts": AT_LEAST_ONE,
+    "top_k": AT_LEAST_ONE,
+    "bottleneck": AT_LEAST_ONE,
+    "freeze_per_task": NON_NEGATIVE,
+    "reference_images": AT_LEAST_ONE,
+    "reference_texts": AT_LEAST_ONE,
+    "reference_batch": AT_LEAST_ONE,
+    "we_every": NON_NEGATIVE,
+    "ddas_steps": NON_NEGATIVE,
+    "ddas_code": AT_LEAST_ONE,
+    "feature_cache_mb": NON_NEGATIVE,
+    "stage1_steps": NON_NEGATIVE,
+    "stage2_steps": NON_NEGATIVE,
+}
+
+# (smaller, larger): where an Options has both fields, ``smaller <= larger``.
+OPTION_RELATIONS: tuple[tuple[str, str], ...] = (
+    ("top_k", "experts"),
+    ("freeze_per_task", "experts"),
+)
+
+
+class OptionError(ValueError):
+    """A value of the wrong type or out of range; the message names the setting."""
+
+
+def _kind(value: Any) -> str:
+    return {str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of the declared type ``hint`` (without converting it)."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # an int is a float without loss (JSON writes 1.0 as 1)
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (tuple, list):  # JSON gives lists for both
+        if not isinstance(value, list | tuple):
+            return False
+        args = typing.get_args(hint)
+        if not args:
+            return True
+        if origin is list or (len(args) == 2 and args[1] is Ellipsis):
+            return all(_matches(v, args[0]) for v in value)
+        return len(args) == len(value) and all(
+            _matches(v, a) for v, a in zip(value, args, strict=True)
+        )
+    if origin is dict:
+        return isinstance(value, dict)
+    return True  # a type this checker does not know: the dataclass's own checks apply
+
+
+def _type_name(hint: Any) -> str:
+    names = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
+
+
+def check_value(label: str, value: Any, hint: Any, span: Range | None = None) -> None:
+    """``value`` of the setting ``label`` names (``"option 'alpha' of method 'wise-ft'"``) is
+    of type ``hint``, finite, and within ``span``; otherwise an :class:`OptionError`."""
+    if not _matches(value, hint):
+        raise OptionError(f"{label} must be {_type_name(hint)}, got {value!r} ({_kind(value)})")
+    if not _finite(value):
+        raise OptionError(f"{label} must be a finite number, got {value!r}")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if span is not None and number and not span.contains(value):
+        raise OptionError(f"{label} must be {span}, got {value!r}")
+
+
+def check_options(method: str, options_type: type, values: Mapping[str, Any]) -> None:
+    """The options ``values`` given to ``method`` (names already known to be fields of
+    ``options_type``): their types, ranges and relations."""
+    hints = typing.get_type_hints(options_type)
+    for name, value in values.items():
+        label = f"option {name!r} of method {method!r}"
+        check_value(label, value, hints.get(name, Any), OPTION_RANGES.get(name))
+    fields = {f.name: f for f in dataclasses.fields(options_type)}
+    for small, large in OPTION_RELATIONS:
+        if small in fields and large in fields and (small in values or large in values):
+            a = values.get(small, _default(fields[small]))
+            b = values.get(large, _default(fields[large]))
+            if isinstance(a, int) and isinstance(b, int) and a > b:
+                raise OptionError(
+                    f"option {small!r} of method {method!r} ({a}) must be at most its "
+                    f"option {large!r} ({b})"
+                )
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+TRAIN_RANGES: dict[str, Range] = {
+    "steps": AT_LEAST_ONE,
+    "batch_size": AT_LEAST_ONE,
+    "lr": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "label_smoothing": Range(0, 1, high_open=True),
+    "warmup_steps": NON_NEGATIVE,
+    "warmup_ratio": PROBABILITY,
+    "eps": POSITIVE,
+}
+
+
+def check_train(train: Any) -> None:
+    """A :class:`~clviz.core.config.TrainConfig`: every field of its declared type, finite,
+    in range (at least one step per task, positive rates...)."""
+    hints = typing.get_type_hints(type(train))
+    for f in dataclasses.fields(train):
+        value = getattr(train, f.name)
+        label = f"training setting {f.name!r}" + (" (--steps)" if f.name == "steps" else "")
+        check_value(label, value, hints.get(f.name, Any), TRAIN_RANGES.get(f.name))
+    for i, steps in enumerate(train.task_steps or ()):
+        check_value(f"training setting 'task_steps[{i}]'", steps, int, NON_NEGATIVE)
+    for task, lr in (train.task_lr or {}).items():
+        check_value(f"training setting 'task_lr[{task!r}]'", lr, float, POSITIVE)
+    for i, beta in enumerate(train.betas):
+        check_value(f"training setting 'betas[{i}]'", beta, float, Range(0, 1, high_open=True))
