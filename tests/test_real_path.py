@@ -21,7 +21,6 @@ from clviz.data.fake import make_fake_mtil, save_random_weights, write_narrow_vi
 from clviz.methods import list_methods
 
 STREAM = "mtil:EuroSAT,MNIST,OxfordPet"
-FEWER_DDAS_STEPS = ("--options", '{"ddas_steps": 20}')  # DDAS's autoencoders: 20 steps, not 300
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +51,13 @@ def zscl_reference(real) -> tuple[str, str]:
     )
 
 
+def moe_options(real) -> tuple[str, str]:
+    """DDAS on the real path: 20 autoencoder steps, not 300, and a generic image folder
+    (EuroSAT's fake class folders stand in for TinyImageNet)."""
+    folder = real["data"] / "eurosat" / "2750"
+    return "--options", json.dumps({"ddas_steps": 20, "generic_folder": str(folder)})
+
+
 def cli(real, name: str, command: str, method: str, *extra: str, backbone: bool = True) -> Path:
     """Run ``clviz <command> --profile mtil`` on the fake folders; returns its ``--out``."""
     out = real["root"] / "runs" / name
@@ -64,7 +70,7 @@ def cli(real, name: str, command: str, method: str, *extra: str, backbone: bool 
 
 @pytest.mark.parametrize("method", list_methods())
 def test_every_method_runs_the_mtil_profile(real, method):
-    extra = {"moe-adapters": FEWER_DDAS_STEPS, "zscl": zscl_reference(real)}.get(method, ())
+    extra = {"moe-adapters": moe_options(real), "zscl": zscl_reference(real)}.get(method, ())
     out = cli(real, method, "run", method, "--stream", STREAM, "--steps", "2", *extra)
     result = RunResult.load(out / "results.json")
     assert result.tasks == ["EuroSAT", "MNIST", "OxfordPet"]
@@ -78,6 +84,24 @@ def test_every_method_runs_the_mtil_profile(real, method):
         assert train["schedule"] == "linear" and train["betas"] == [0.9, 0.98]
     if method == "moe-adapters":  # DDAS routed the images of all three learned tasks
         assert result.record.ddas["per_sample"].learned == result.tasks
+        assert set(result.record.ddas["per_sample"].generic_errors) == set(result.tasks)
+
+
+def test_ddas_on_the_real_benchmark_asks_for_generic_images(real, capsys):
+    out = real["root"] / "runs" / "moe-no-generic"
+    args = [
+        "run",
+        "--profile",
+        "mtil",
+        "--method",
+        "moe-adapters",
+        "--data-root",
+        str(real["data"]),
+    ]
+    args += ["--backbone", str(real["backbone"]), "--pretrained", str(real["weights"])]
+    assert main([*args, "--stream", STREAM, "--steps", "1", "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "generic_folder" in err and "allow_embedded_generic" in err
 
 
 def test_zscl_on_the_real_benchmark_asks_for_reference_data(real, capsys):
@@ -103,7 +127,7 @@ def test_the_real_vit_b_16_architecture(real):
         "1",
         "--pretrained",
         str(weights),
-        *FEWER_DDAS_STEPS,
+        *moe_options(real),
         backbone=False,
     )
     result = RunResult.load(out / "results.json")
@@ -117,7 +141,7 @@ def test_class_incremental_cifar100_and_the_few_shot_stream(real):
     assert (out / "results.json").is_file()
     stream = "mtil-fewshot:EuroSAT,MNIST"
     out = cli(
-        real, "fs", "run", "moe-adapters", "--stream", stream, "--steps", "2", *FEWER_DDAS_STEPS
+        real, "fs", "run", "moe-adapters", "--stream", stream, "--steps", "2", *moe_options(real)
     )
     result = RunResult.load(out / "results.json")
     assert result.tasks == ["EuroSAT", "MNIST"]

@@ -122,7 +122,12 @@ PROFILES: dict[str, Profile] = {
                 "reference_batch": 64,
                 "allow_embedded_reference": False,
             },
-            "moe-adapters": {"experts": 22, "lr": 1e-3, "ddas_pool": "mean"},
+            "moe-adapters": {
+                "experts": 22,
+                "lr": 1e-3,
+                "ddas_pool": "mean",
+                "allow_embedded_generic": False,
+            },
             "moe-adapters-taskid": {"experts": 22, "lr": 1e-3},
         },
         few_shot_steps=500,

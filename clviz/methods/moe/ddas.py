@@ -2,9 +2,13 @@
 
 One small autoencoder per learned task (``Linear -> ReLU -> Linear -> Sigmoid``, as in the
 reference's ``AutoEncoder.py``) learns to reconstruct generic frozen image features of that
-task's training images. At test time every autoencoder reconstructs the input's features; the
-task whose autoencoder does best wins, and if even the best error is above a threshold the
-input is out of distribution and goes to the untouched backbone (zero-shot).
+task's training images, and one more, the *generic* autoencoder, learns the features of generic
+images (TinyImageNet in the reference; the world's pretraining corpus or an image folder here).
+At test time every autoencoder reconstructs the input's features and the lowest error wins. The
+input goes to the untouched backbone (zero-shot) in two ways, as in the reference's
+``evaluation.py``: the generic autoencoder wins (it is index 0 there, so it also wins ties), or
+even the winning error is above the threshold. :class:`Selection` keeps which of the two
+sent each image.
 
 Where we differ from the reference, and why:
 
@@ -20,12 +24,17 @@ Where we differ from the reference, and why:
   task's training images (``heldout``) is kept from its autoencoder, and the threshold is the
   ``quantile`` of the winning reconstruction error over the held-out images of all learned
   tasks. So about ``1 - quantile`` of in-distribution images are sent to the backbone.
+  A fixed ``threshold`` replaces the calibration (the reference's hand-set values are
+  :data:`REFERENCE_THRESHOLDS`; they were set for AlexNet features, so on ours they only show
+  what a hand-set number does).
 - **Decisions.** The reference decides once per evaluation batch (mean error over the batch).
   We decide per sample by default, the honest setting when batches mix domains; ``per_batch``
   restores the reference's behaviour.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -34,6 +43,21 @@ from clviz.core.clip import encode_images
 from clviz.hooks import clip_block_names, trace_batches
 
 POOLS = ("tokens", "mean")
+# The reference's hand-set thresholds (mtil/scripts/train/train_{full,few}_shot_*.sh).
+REFERENCE_THRESHOLDS = {"full-shot": 655e-4, "few-shot": 585e-4}
+
+
+@dataclass
+class Selection:
+    """DDAS's decision for each image: the winning task autoencoder's index (``task``), whether
+    the image goes to the backbone (``ood``), and which mechanism sent it there: the generic
+    autoencoder won (``generic``) or the winning error passed the threshold (``threshold``).
+    ``ood == generic | threshold``; the two never overlap (a generic win is counted as that)."""
+
+    task: torch.Tensor
+    ood: torch.Tensor
+    generic: torch.Tensor
+    threshold: torch.Tensor
 
 
 class TaskAutoencoder(nn.Module):
@@ -73,6 +97,7 @@ class DDAS(nn.Module):
         self.weight_decay, self.batch_size = weight_decay, batch_size
         self.quantile, self.feature_block, self.pool = quantile, feature_block, pool
         self.autoencoders = nn.ModuleList()
+        self.generic: TaskAutoencoder | None = None  # the generic autoencoder, once fitted
         self.register_buffer("threshold", torch.tensor(float("inf")))
         self.heldout: list[torch.Tensor] = []  # held-out features of each learned task
 
@@ -108,11 +133,10 @@ class DDAS(nn.Module):
         )
         return torch.cat([torch.sigmoid(p.float()) for p in pooled])
 
-    def fit_task(
-        self, features: torch.Tensor, heldout: torch.Tensor, generator: torch.Generator
-    ) -> list[float]:
-        """Train a new autoencoder on one task's features, keep its held-out features, and
-        recalibrate the threshold; returns the training losses."""
+    def _train(
+        self, features: torch.Tensor, generator: torch.Generator
+    ) -> tuple[TaskAutoencoder, list[float]]:
+        """A new autoencoder trained on ``features`` (frozen after), and its training losses."""
         ae = TaskAutoencoder(features.shape[1], self.code_dims).to(features.device)
         optimizer = torch.optim.Adam(ae.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         losses = []
@@ -125,11 +149,23 @@ class DDAS(nn.Module):
             loss.backward()
             optimizer.step()
             losses.append(loss.detach())
-        ae.eval().requires_grad_(False)
+        return ae.eval().requires_grad_(False), torch.stack(losses).tolist()
+
+    def fit_generic(self, features: torch.Tensor, generator: torch.Generator) -> list[float]:
+        """Train the generic autoencoder on generic images' features; returns its losses."""
+        self.generic, losses = self._train(features, generator)
+        return losses
+
+    def fit_task(
+        self, features: torch.Tensor, heldout: torch.Tensor, generator: torch.Generator
+    ) -> list[float]:
+        """Train a new autoencoder on one task's features, keep its held-out features, and
+        recalibrate the threshold; returns the training losses."""
+        ae, losses = self._train(features, generator)
         self.autoencoders.append(ae)
         self.heldout.append(heldout)
         self.calibrate()
-        return torch.stack(losses).tolist()
+        return losses
 
     @torch.no_grad()
     def errors(self, features: torch.Tensor) -> torch.Tensor:
@@ -144,24 +180,44 @@ class DDAS(nn.Module):
         return float(self.threshold)
 
     @torch.no_grad()
+    def generic_errors(self, features: torch.Tensor) -> torch.Tensor | None:
+        """The generic autoencoder's error of every sample (None before it is fitted)."""
+        return None if self.generic is None else self.generic.errors(features)
+
+    @torch.no_grad()
     def select(
-        self, features: torch.Tensor, per_batch: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(task index of each sample, out-of-distribution mask). ``per_batch`` decides once
-        for the whole batch from the mean errors, as the reference does."""
-        return self.select_from_errors(self.errors(features), per_batch)
+        self, features: torch.Tensor, per_batch: bool = False, threshold: float | None = None
+    ) -> Selection:
+        """DDAS's decision for each sample (:class:`Selection`). ``per_batch`` decides once
+        for the whole batch from the mean errors, as the reference does; ``threshold``
+        replaces the calibrated one."""
+        return self.select_from_errors(
+            self.errors(features), self.generic_errors(features), per_batch, threshold
+        )
 
     def select_from_errors(
-        self, errors: torch.Tensor, per_batch: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`select`, given the N x T errors already computed by :meth:`errors`."""
-        if per_batch:
-            mean = errors.mean(dim=0)
-            task, ood = mean.argmin(), mean.min() > self.threshold
-            n = len(errors)
-            return task.expand(n).clone(), ood.expand(n).clone()
+        self,
+        errors: torch.Tensor,
+        generic: torch.Tensor | None = None,
+        per_batch: bool = False,
+        threshold: float | None = None,
+    ) -> Selection:
+        """:meth:`select`, given the N x T task errors and the N generic errors already
+        computed by :meth:`errors` and :meth:`generic_errors`."""
+        n = len(errors)
+        if generic is None:
+            generic = errors.new_full((n,), float("inf"))
+        if per_batch:  # the batch's mean errors decide for every sample of the batch
+            errors, generic = errors.mean(dim=0, keepdim=True), generic.mean().reshape(1)
         best, task = errors.min(dim=1)
-        return task, best > self.threshold
+        by_generic = generic <= best
+        limit = self.threshold if threshold is None else torch.tensor(threshold)
+        by_threshold = ~by_generic & (best > limit.to(best.device))
+        if per_batch:
+            task, by_generic, by_threshold = (
+                x.expand(n).clone() for x in (task, by_generic, by_threshold)
+            )
+        return Selection(task, by_generic | by_threshold, by_generic, by_threshold)
 
     def __len__(self) -> int:
         return len(self.autoencoders)

@@ -27,21 +27,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from clviz.backbone import image_normalization
 from clviz.core import distributed
 from clviz.core.clip import class_embeddings, image_features
 from clviz.core.formats import Batch, TaskFormat
 from clviz.core.result import MethodRecord, register_record
+from clviz.data.reference import image_folder
 from clviz.methods.base import Method, TaskState, classification_only, register_method
 from clviz.methods.feature_cache import FeatureCache
-from clviz.methods.moe.ddas import DDAS, TaskAutoencoder, selection_confusion
+from clviz.methods.moe.ddas import (
+    DDAS,
+    REFERENCE_THRESHOLDS,
+    TaskAutoencoder,
+    selection_confusion,
+)
 from clviz.methods.moe.layer import attach_moe_adapters
 from clviz.methods.sites import use_task
+from clviz.world.corpus import make_corpus
 
 
 @dataclass
@@ -179,6 +187,7 @@ class MoEAdaptersTaskId(Method):
 
 
 FEATURE_BATCH = 256  # images per DDAS feature pass (the default evaluation batch: cache hits)
+GENERIC_CORPUS_SEED = 0  # the pretraining corpus's seed: its first images are the generic set
 
 
 @dataclass
@@ -191,19 +200,29 @@ class MoEDDASOptions(MoEOptions):
     ddas_pool: str = "tokens"  # DDAS features: every token ("tokens") or their mean ("mean")
     ddas_block: int = -2  # the image block whose output DDAS reads (-2: the last but one)
     feature_cache_mb: int = 1024  # DDAS features kept between evaluations; 0 turns it off
+    ddas_generic: bool = True  # the reference's generic autoencoder (TinyImageNet there)
+    generic_folder: str | None = None  # its images: a folder (any layout), else the embedded
+    generic_images: int = 1024  # generic images it learns (a seeded draw from the folder)
+    allow_embedded_generic: bool = True  # without generic_folder: the pretraining corpus
+    ddas_threshold: float | None = None  # a fixed threshold; None: calibrated on held-out
 
 
 @dataclass
 class DDASReport:
     """How DDAS routes each task's test images: the winning reconstruction error of every
-    image, the confusion (true task x chosen router, last column: the backbone) and the share
-    chosen correctly (its own router for a learned task, the backbone for one not learned)."""
+    image, the confusion (true task x chosen router, last column: the backbone), the share
+    chosen correctly (its own router for a learned task, the backbone for one not learned),
+    and the share sent to the backbone by each mechanism: the generic autoencoder won
+    (``by_generic``) or the error passed the threshold (``by_threshold``)."""
 
     best_errors: dict[str, list[float]]
     confusion: list[list[int]]
     correct: dict[str, float]
     learned: list[str]
     threshold: float
+    by_generic: dict[str, float] = field(default_factory=dict)
+    by_threshold: dict[str, float] = field(default_factory=dict)
+    generic_errors: dict[str, list[float]] = field(default_factory=dict)
 
 
 @register_record
@@ -216,10 +235,22 @@ class DDASRecord(RoutingRecord):
     ddas: dict[str, DDASReport]
 
 
+REPORT_MODES = {  # decision mode -> (decide per batch, threshold: None for the calibrated one)
+    "per_sample": (False, None),
+    "per_batch": (True, None),
+    "per_batch_reference": (True, REFERENCE_THRESHOLDS["full-shot"]),
+}
+
+
 @register_method
 class MoEAdapters(MoEAdaptersTaskId):
     """MoE-Adapters with DDAS: the auto-selector picks each test image's router, or sends it
-    to the untouched backbone (adapters bypassed in both towers) when it looks unfamiliar."""
+    to the untouched backbone (adapters bypassed in both towers) when it looks unfamiliar.
+
+    The generic autoencoder learns ``generic_images`` images of ``generic_folder`` (the
+    reference trains it on TinyImageNet), or, on the embedded world, the first images of the
+    tiny CLIP's pretraining corpus: the world's generic set. Under the ``mtil`` profile a
+    folder is required unless ``allow_embedded_generic`` is set."""
 
     name = "moe-adapters"
     summary = "MoE adapters with activate-freeze and the DDAS auto-selector (no task id)"
@@ -241,6 +272,14 @@ class MoEAdapters(MoEAdaptersTaskId):
             feature_block=o.ddas_block,
             pool=o.ddas_pool,
         ).to(self.device)
+        if o.ddas_generic and o.generic_folder is None and not o.allow_embedded_generic:
+            raise ValueError(
+                "DDAS's generic autoencoder learns generic images (TinyImageNet in the "
+                "reference): pass --options "
+                '\'{"generic_folder": "/path/to/tiny-imagenet/train"}\', '
+                'or add "allow_embedded_generic": true to use the embedded pretraining corpus, '
+                'or "ddas_generic": false to go without it'
+            )
         # Frozen by construction, so computed once per test batch, not once per matrix row.
         self.generic_features = FeatureCache(self._backbone_features, o.feature_cache_mb << 20)
 
@@ -249,8 +288,33 @@ class MoEAdapters(MoEAdaptersTaskId):
         with use_task(self.layers.values(), None):
             return self.ddas.features(self.model, images)
 
+    def generic_images(self):
+        """The generic autoencoder's images: a seeded draw of ``generic_images`` from
+        ``generic_folder``, else the first ones of the pretraining corpus."""
+        o, size = self.options, image_normalization(self.model)[2]
+        if o.generic_folder is None:
+            return make_corpus(o.generic_images, GENERIC_CORPUS_SEED, size, progress=False)[0]
+        folder = image_folder(o.generic_folder, size)
+        draw = torch.randperm(len(folder), generator=torch.Generator().manual_seed(0))
+        return folder.take(draw[: o.generic_images].sort().values)
+
+    def fit_generic(self) -> None:
+        """Train the generic autoencoder (once, before the first task's)."""
+        images = self.generic_images()
+        feats = torch.cat(
+            [
+                self._backbone_features(
+                    images[torch.arange(i, min(i + FEATURE_BATCH, len(images)))]
+                )
+                for i in range(0, len(images), FEATURE_BATCH)
+            ]
+        )
+        self.ddas.fit_generic(feats, torch.Generator().manual_seed(GENERIC_CORPUS_SEED))
+
     def end_task(self, state: TaskState) -> None:
         super().end_task(state)
+        if self.options.ddas_generic and self.ddas.generic is None:
+            self.fit_generic()
         task = classification_only(self, state.task)
         generator = torch.Generator().manual_seed(state.index)
         order = torch.randperm(task.size("train"), generator=generator)
@@ -275,7 +339,9 @@ class MoEAdapters(MoEAdaptersTaskId):
     def route(self, images: torch.Tensor):
         """(chosen router, out-of-distribution flag, embedding) of each image, as DDAS routes
         it (its task is never looked at)."""
-        selected, ood = self.ddas.select(self.generic_features(images), self.options.per_batch)
+        o = self.options
+        chosen = self.ddas.select(self.generic_features(images), o.per_batch, o.ddas_threshold)
+        selected, ood = chosen.task, chosen.ood
         with use_task(self.layers.values(), selected, ood):
             return selected, ood, image_features(self.model, images, batch_size=len(images))
 
@@ -310,28 +376,52 @@ class MoEAdapters(MoEAdaptersTaskId):
 
     def record(self, tasks: Sequence[TaskFormat]) -> DDASRecord:
         reports = {
-            mode: self.selection_report(tasks, per_batch=mode == "per_batch")
-            for mode in ("per_sample", "per_batch")
+            mode: self.selection_report(tasks, per_batch, threshold)
+            for mode, (per_batch, threshold) in REPORT_MODES.items()
         }
         return DDASRecord(self.selections, self.frozen_history, reports)
 
     @torch.no_grad()
     def selection_report(
-        self, tasks: Sequence[TaskFormat], per_batch: bool | None = None
+        self,
+        tasks: Sequence[TaskFormat],
+        per_batch: bool | None = None,
+        threshold: float | None = None,
     ) -> DDASReport:
-        """How DDAS routes each task's test images (see :class:`DDASReport`)."""
+        """How DDAS routes each task's test images (see :class:`DDASReport`); a per-batch
+        decision is taken on each evaluation batch of ``FEATURE_BATCH`` images."""
         per_batch = self.options.per_batch if per_batch is None else per_batch
+        threshold = self.options.ddas_threshold if threshold is None else threshold
         learned = list(self.routers)
-        report = DDASReport({}, [], {}, learned, float(self.ddas.threshold))
+        limit = float(self.ddas.threshold) if threshold is None else threshold
+        report = DDASReport({}, [], {}, learned, limit)
         for task in tasks:
-            errors = self.ddas.errors(self.split_features(task, "test")).cpu()
-            selected, ood = self.ddas.select_from_errors(errors, per_batch)
-            selected, ood = selected.cpu(), ood.cpu()
-            report.best_errors[task.name] = errors.min(dim=1).values.numpy().round(6).tolist()
+            feats = self.split_features(task, "test")
+            errors, generic = self.ddas.errors(feats).cpu(), self.ddas.generic_errors(feats)
+            generic = None if generic is None else generic.cpu()
+            parts = [
+                self.ddas.select_from_errors(
+                    errors[i : i + FEATURE_BATCH],
+                    None if generic is None else generic[i : i + FEATURE_BATCH],
+                    per_batch,
+                    threshold,
+                )
+                for i in range(0, len(errors), FEATURE_BATCH)
+            ]
+            selected = torch.cat([p.task for p in parts])
+            ood = torch.cat([p.ood for p in parts])
+            name = task.name
+            report.best_errors[name] = errors.min(dim=1).values.numpy().round(6).tolist()
+            if generic is not None:
+                report.generic_errors[name] = generic.numpy().round(6).tolist()
             report.confusion.append(selection_confusion(selected, ood, len(learned)).tolist())
-            own = learned.index(task.name) if task.name in learned else None
+            own = learned.index(name) if name in learned else None
             right = ood if own is None else (selected == own) & ~ood
-            report.correct[task.name] = 100.0 * right.float().mean().item()
+            report.correct[name] = 100.0 * right.float().mean().item()
+            for share, key in ((report.by_generic, "generic"), (report.by_threshold, "threshold")):
+                share[name] = (
+                    100.0 * torch.cat([getattr(p, key) for p in parts]).float().mean().item()
+                )
         return report
 
     def state_dict(self) -> dict[str, Any]:
@@ -343,6 +433,14 @@ class MoEAdapters(MoEAdaptersTaskId):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
+        generic = state["ddas"].get("generic.encoder.0.weight")
+        if generic is not None:
+            self.ddas.generic = (
+                TaskAutoencoder(generic.shape[1], self.options.ddas_code)
+                .to(self.device)
+                .eval()
+                .requires_grad_(False)
+            )
         for heldout in state["ddas_heldout"]:
             self.ddas.autoencoders.append(
                 TaskAutoencoder(heldout.shape[1], self.options.ddas_code)
