@@ -9,12 +9,15 @@ import pytest
 from clviz.figures.moe import (
     ddas_confusion,
     ddas_error_histograms,
+    ddas_mechanisms,
+    ddas_routes,
     expert_selection_heatmaps,
     frozen_timeline,
     routing_entropy,
     selection_frequency,
     tower_layers,
 )
+from clviz.methods.moe import DDASReport
 
 LAYERS = [
     "visual.transformer.resblocks.0",
@@ -72,3 +75,27 @@ def test_frozen_reuse_share():
     from clviz.figures.moe import frozen_reuse
 
     assert frozen_reuse(SELECTIONS, FROZEN) == [pytest.approx(4 / 16)]  # expert 1 was frozen
+
+
+def test_ddas_routes_add_up_by_hand():
+    """Task a (learned): 6 own, 1 to b, 3 to the backbone (2 generic, 1 threshold) of 10."""
+    report = DDASReport(
+        {"a": [0.1] * 10, "c": [0.2] * 4},
+        [[6, 1, 3], [0, 1, 3]],
+        {"a": 60.0, "c": 75.0},
+        ["a", "b"],
+        0.5,
+        by_generic={"a": 20.0, "c": 50.0},
+        by_threshold={"a": 10.0, "c": 25.0},
+    )
+    routes = ddas_routes(report)
+    assert routes["a"] == {
+        "own router": 60.0,
+        "another router": 10.0,
+        "backbone: generic autoencoder won": 20.0,
+        "backbone: error above threshold": 10.0,
+    }
+    assert routes["c"]["own router"] == 0.0 and routes["c"]["another router"] == 25.0
+    assert all(sum(r.values()) == pytest.approx(100.0) for r in routes.values())
+    fig = ddas_mechanisms({"per sample": report, "per batch": report})
+    assert len(fig.data) == 8 and fig.layout.barmode == "stack"

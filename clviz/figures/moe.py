@@ -198,6 +198,66 @@ def ddas_confusion(
     return fig
 
 
+def ddas_routes(report) -> dict[str, dict[str, float]]:
+    """Where each task's test images went under one :class:`~clviz.methods.moe.DDASReport`,
+    in % of the task's images: its own router, another router, the backbone because the
+    generic autoencoder won, the backbone because the error passed the threshold."""
+    routes = {}
+    for row, name in zip(report.confusion, report.best_errors, strict=True):
+        n = max(sum(row), 1)
+        own = row[report.learned.index(name)] if name in report.learned else 0
+        generic, threshold = report.by_generic.get(name, 0.0), report.by_threshold.get(name, 0.0)
+        routes[name] = {
+            "own router": 100.0 * own / n,
+            "another router": 100.0 * (n - own - row[-1]) / n,
+            "backbone: generic autoencoder won": generic,
+            "backbone: error above threshold": threshold,
+        }
+    return routes
+
+
+ROUTE_COLOURS = ("#2ca02c", "#d62728", "#1f77b4", "#9467bd")
+
+
+def ddas_mechanisms(reports: Mapping[str, object]) -> go.Figure:
+    """One panel per decision mode (a name -> :class:`~clviz.methods.moe.DDASReport`): for
+    each task, the share of its test images DDAS sent to each destination
+    (:func:`ddas_routes`), stacked to 100%."""
+    fig = make_subplots(
+        rows=1,
+        cols=len(reports),
+        shared_yaxes=True,
+        subplot_titles=list(reports),
+        horizontal_spacing=0.04,
+    )
+    for col, report in enumerate(reports.values(), start=1):
+        routes = ddas_routes(report)
+        names = list(routes)
+        for route, colour in zip(next(iter(routes.values())), ROUTE_COLOURS, strict=True):
+            fig.add_trace(
+                go.Bar(
+                    y=names,
+                    x=[routes[n][route] for n in names],
+                    orientation="h",
+                    name=route,
+                    marker_color=colour,
+                    legendgroup=route,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title_text="% of test images", range=[0, 100], row=1, col=col)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(
+        barmode="stack",
+        title="Where DDAS sent each task's test images",
+        height=120 + 28 * len(next(iter(reports.values())).confusion),
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
 def frozen_reuse(selections: Counts, frozen_history: Counts) -> list[float]:
     """For each task after the first: the share of its router choices (all layers, both
     towers) that went to experts frozen by earlier tasks. Knowledge reuse, as one number."""
