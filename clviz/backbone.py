@@ -246,7 +246,7 @@ def load_backbone(
             raise
         raise BackboneError(
             f"--pretrained {weights} is not a weights file clviz can read for {name!r} "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}); "
+            f"({type(err).__name__}: {str(err).split('.')[0] or 'unreadable'}); "
             "pass an open_clip checkpoint (.safetensors, .bin or .pt) or a hub tag"
         ) from None
     model.eval()
