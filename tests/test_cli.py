@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from clviz.cli import main
 
 
@@ -78,3 +80,31 @@ def test_run_rejects_unknown_method_and_bad_options(capsys):
         main(["run", "--method", "wise-ft", "--options", '{"beta": 2}', "--stream", "smoke"]) == 2
     )
     assert "valid options: alpha" in capsys.readouterr().err
+
+
+def test_metrics_refuses_bad_matrices_and_prints_strict_json(tmp_path, capsys):
+    cases = {
+        "over.csv": ("150,30\n60,90\n", "150 is not an accuracy in percent"),
+        "under.csv": ("80,30\n-40,90\n", "-40 is not an accuracy in percent"),
+        "one.csv": ("70\n", "1 x 1"),
+        "binary.csv": (bytes(range(256)), "is not a text file"),
+        "garbled.json": ("[[80, 30], [60", "is not valid JSON"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        assert main(["metrics", str(path), "--json"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and str(path) in err, (name, err)
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufefftask;a;b\n80,5;30\n60;90\n".encode())
+    assert main(["metrics", str(path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)  # strict JSON: no NaN anywhere
+    assert summary["transfer"] == 30.0 and summary["avg"] == pytest.approx(65.125)
+
+
+def test_flags_are_checked_by_name(capsys):
+    for flag, value in (("--seed", "-1"), ("--steps", "0"), ("--steps", "-5")):
+        with pytest.raises(SystemExit):
+            main(["run", "--method", "finetune", flag, value])
+        assert f"argument {flag}" in capsys.readouterr().err

@@ -301,17 +301,20 @@ def test_force_removes_and_rebuilds_what_is_damaged(tmp_path):
 
 
 # ---------------------------------------------------------------------- bad inputs
-BAD_INPUTS = [
-    (["--options", '{"alpha": NaN}', "--method", "wise-ft"], "'alpha' of method 'wise-ft'"),
-    (["--options", '{"alpha": "0.5"}', "--method", "wise-ft"], "'alpha'"),
-    (["--options", '{"alpha": 1.5}', "--method", "wise-ft"], "must be in [0, 1]"),
-    (["--options", '{"experts": "4"}', "--method", "moe-adapters"], "'experts'"),
-    (["--options", '{"lr": "abc"}', "--method", "moe-adapters"], "'lr'"),
-    (["--options", '{"lr": Infinity}', "--method", "moe-adapters"], "finite"),
-    (["--options", '{"top_k": 9, "experts": 4}', "--method", "moe-adapters"], "'top_k'"),
-    (["--options", '{"temperature": 0}', "--method", "lwf"], "'temperature'"),
-    (["--options", "{alpha: 1}", "--method", "wise-ft"], "--options is not valid JSON"),
-    (["--options", "[1]", "--method", "wise-ft"], "--options must be a JSON object"),
+BAD_OPTIONS = [  # (method, --options, what the message says)
+    ("wise-ft", '{"alpha": NaN}', "wise-ft option alpha must be a finite number"),
+    ("wise-ft", '{"alpha": "0.5"}', "wise-ft option alpha must be a number, got '0.5'"),
+    ("wise-ft", '{"alpha": 1.5}', "wise-ft option alpha must be in [0, 1]"),
+    ("moe-adapters", '{"experts": "4"}', "option experts must be a whole number"),
+    ("moe-adapters", '{"lr": "abc"}', "moe-adapters option lr must be a number"),
+    ("moe-adapters", '{"lr": Infinity}', "option lr must be a finite number"),
+    ("moe-adapters", '{"top_k": 9, "experts": 4}', "top_k (9) must be at most option experts"),
+    ("lwf", '{"temperature": 0}', "lwf option temperature must be > 0"),
+    ("wise-ft", "{alpha: 1}", "--options is not valid JSON"),
+    ("wise-ft", "[1]", "--options must be a JSON object"),
+]
+BAD_INPUTS = [  # (arguments, what the message says)
+    *[(["--method", m, "--options", o], message) for m, o, message in BAD_OPTIONS],
     (["--data-root", "/tmp"], "--data-root"),
     (["--out", "FILE"], "is a file, not a folder"),
     (["--pretrained", "GARBAGE"], "--pretrained"),

@@ -84,3 +84,41 @@ def test_malformed_json(tmp_path):
         load_matrix(path)
     with pytest.raises(MatrixError, match="no such file"):
         load_matrix(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [
+        ("\ufeff80,30,20\n60,90,25\n50,70,85\n", "bom.csv"),
+        ("80;30;20\r\n60;90;25\r\n50;70;85\r\n", "semicolons.csv"),
+        ("task a;task b;task c\n80,0;30;20\n60;90,0;25\n50;70;85,0\n", "decimal-commas.csv"),
+        ("\ufeffa,b,c\n80,30,20\n60,90,25\n50,70,85\n", "header.csv"),
+        ("80,30,20,\n60,90,25,\n50,70,85,\n", "trailing.csv"),
+    ],
+)
+def test_excel_style_csv(tmp_path, content, name):
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8"))
+    assert load_matrix(path).tolist() == A
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("150,30\n60,90\n", r"row 1, column 1: 150 is not an accuracy in percent"),
+        ("80,30\n-40,90\n", r"row 2, column 1: -40 is not an accuracy"),
+        ("70\n", r"is 1 x 1: Transfer, BWT and forgetting need at least two tasks"),
+    ],
+)
+def test_matrix_files_hold_percentages_of_two_tasks_or_more(tmp_path, content, message):
+    path = tmp_path / "m.csv"
+    path.write_text(content)
+    with pytest.raises(MatrixError, match=message):
+        load_matrix(path)
+
+
+def test_a_binary_file_names_itself(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(MatrixError, match=f"{path} is not a text file"):
+        load_matrix(path)

@@ -101,3 +101,86 @@ def test_memo_computes_once(tmp_path):
     first = memo(tmp_path / "k.pt", compute)
     again = memo(tmp_path / "k.pt", compute)
     assert torch.equal(first, again) and len(calls) == 1
+
+
+def test_a_folder_held_by_another_process_is_refused_at_once(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from clviz.core.lock import FolderBusyError
+
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, filelock; l = filelock.FileLock(sys.argv[1], timeout=0); "
+            "l.acquire(); print('held', flush=True); time.sleep(60)",
+            str(folder / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        folder.mkdir()
+        assert holder.stdout.readline().strip() == "held"
+        started = time.perf_counter()
+        with pytest.raises(
+            FolderBusyError, match=f"another clviz run holds the run folder {folder}"
+        ):
+            RunStore(folder, {"x": 1}).finished()
+        assert time.perf_counter() - started < 5  # at once, not after a wait
+    finally:
+        holder.kill()
+        holder.wait()
+    store = RunStore(folder, {"x": 1})
+    assert store.finished() is None and store.lock.held  # free again once its holder died
+    store.release()
+
+
+def test_the_final_write_checks_the_folder_again(tmp_path):
+    mine = RunStore(tmp_path, {"steps": 5})
+    assert mine.finished() is None
+    RunStore(tmp_path, {"steps": 20}).save(result())  # written behind its back (same process)
+    with pytest.raises(RunDirError, match=r"steps: 20 there, 5 here"):
+        mine.save(result())
+    assert RunStore(tmp_path, {"steps": 20}).finished() is not None  # nothing was lost
+
+
+def test_a_clash_names_the_settings_that_differ(tmp_path):
+    a = {"method": "finetune", "train": {"steps": 5, "lr": 1e-4}}
+    RunStore(tmp_path, a).save(result())
+    b = {"method": "finetune", "train": {"steps": 20, "lr": 1e-4}}
+    with pytest.raises(RunDirError, match=r"\(train\.steps: 5 there, 20 here\)"):
+        RunStore(tmp_path, b).finished()
+
+
+def test_checkpoints_are_sealed_and_count_their_tasks(tmp_path):
+    from clviz.core.integrity import read_header
+    from clviz.core.store import resume_hint
+
+    store = RunStore(tmp_path, {"x": 1})
+    assert store.finished() is None
+    store.save_checkpoint({"rows": [[1.0], [2.0]]})
+    header = read_header(tmp_path / "checkpoint.pt")
+    assert header["identity"] == store.digest and header["tasks_done"] == 2
+    assert store.tasks_done() == 2 and "resume from task 3" in resume_hint()
+    store.release()
+
+
+def test_stale_temporary_files_go_when_the_folder_is_taken(tmp_path):
+    stale = tmp_path / ".checkpoint.pt.k1ll3d.tmp"
+    stale.write_bytes(b"")
+    store = RunStore(tmp_path, {"x": 1})
+    assert store.finished() is None and not stale.exists()
+    store.release()
+
+
+def test_an_older_unsealed_cache_is_rebuilt_and_sealed(tmp_path):
+    from clviz.core.integrity import MAGIC
+
+    path = tmp_path / "k.pt"
+    torch.save(torch.zeros(2), path)  # what clviz wrote before caches were sealed
+    assert torch.equal(memo(path, lambda: torch.ones(2)), torch.ones(2))
+    assert path.read_bytes().startswith(MAGIC)

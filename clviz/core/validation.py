@@ -163,7 +163,7 @@ def _finite(value: Any) -> bool:
 
 
 def check_value(label: str, value: Any, hint: Any, span: Range | None = None) -> None:
-    """``value`` of the setting ``label`` names (``"option 'alpha' of method 'wise-ft'"``) is
+    """``value`` of the setting ``label`` names (``"wise-ft option alpha"``) is
     of type ``hint``, finite, and within ``span``; otherwise an :class:`OptionError`."""
     if not _matches(value, hint):
         raise OptionError(f"{label} must be {_type_name(hint)}, got {value!r} ({_kind(value)})")
@@ -179,7 +179,7 @@ def check_options(method: str, options_type: type, values: Mapping[str, Any]) ->
     ``options_type``): their types, ranges and relations."""
     hints = typing.get_type_hints(options_type)
     for name, value in values.items():
-        label = f"option {name!r} of method {method!r}"
+        label = f"{method} option {name}"
         check_value(label, value, hints.get(name, Any), OPTION_RANGES.get(name))
     fields = {f.name: f for f in dataclasses.fields(options_type)}
     for small, large in OPTION_RELATIONS:
@@ -188,8 +188,7 @@ def check_options(method: str, options_type: type, values: Mapping[str, Any]) ->
             b = values.get(large, _default(fields[large]))
             if isinstance(a, int) and isinstance(b, int) and a > b:
                 raise OptionError(
-                    f"option {small!r} of method {method!r} ({a}) must be at most its "
-                    f"option {large!r} ({b})"
+                    f"{method} option {small} ({a}) must be at most option {large} ({b})"
                 )
 
 
@@ -219,11 +218,11 @@ def check_train(train: Any) -> None:
     hints = typing.get_type_hints(type(train))
     for f in dataclasses.fields(train):
         value = getattr(train, f.name)
-        label = f"training setting {f.name!r}" + (" (--steps)" if f.name == "steps" else "")
+        label = f"training setting {f.name}" + (" (--steps)" if f.name == "steps" else "")
         check_value(label, value, hints.get(f.name, Any), TRAIN_RANGES.get(f.name))
     for i, steps in enumerate(train.task_steps or ()):
-        check_value(f"training setting 'task_steps[{i}]'", steps, int, NON_NEGATIVE)
+        check_value(f"training setting task_steps[{i}]", steps, int, NON_NEGATIVE)
     for task, lr in (train.task_lr or {}).items():
-        check_value(f"training setting 'task_lr[{task!r}]'", lr, float, POSITIVE)
+        check_value(f"training setting task_lr[{task!r}]", lr, float, POSITIVE)
     for i, beta in enumerate(train.betas):
-        check_value(f"training setting 'betas[{i}]'", beta, float, Range(0, 1, high_open=True))
+        check_value(f"training setting betas[{i}]", beta, float, Range(0, 1, high_open=True))
