@@ -112,8 +112,9 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profile_config(args: argparse.Namespace):
-    """The RunConfig of ``--profile`` for ``--method``, with the command line's overrides."""
+def _profile_config(args: argparse.Namespace, real_data: bool | None = None):
+    """The RunConfig of ``--profile`` for ``--method``, with the command line's overrides,
+    checked (``real_data``: whether ``--data-root`` is read; by default, for a real stream)."""
     from clviz.data.streams import check_stream
     from clviz.experiments.profiles import make_config
     from clviz.experiments.runs import check_config
@@ -142,7 +143,7 @@ def _profile_config(args: argparse.Namespace):
     config.device = args.device
     if args.fast:
         config.train.steps = min(config.train.steps, 10)
-    check_config(config)  # every setting, before any work
+    check_config(config, real_data)  # every setting, before any work
     return config
 
 
@@ -153,7 +154,7 @@ def _class_incremental(args: argparse.Namespace) -> int:
     get_method(args.method)
     if args.stream is None:
         args.stream = "default"  # the embedded class pool; real data is --dataset cifar100
-    config = _profile_config(args)
+    config = _profile_config(args, real_data=args.dataset != "world")
     result = run_class_incremental(config, args.dataset, args.steps_ci, args.out, force=args.force)
     m, zs = result.metrics, result.zero_shot_metrics
     curve = "  ".join(f"{row[0]:.1f}" for row in result.matrix)

@@ -31,10 +31,11 @@ from clviz.methods.base import Method, make_options
 from clviz.methods.zeroshot import ZeroShot
 
 
-def check_config(config: RunConfig) -> None:
+def check_config(config: RunConfig, real_data: bool | None = None) -> None:
     """Everything ``config`` asks for, checked before any work: the method and its options
     (types, ranges), the training budget (at least one step per task), the seed, and that
-    ``data_root`` goes with a real stream. Raises a ValueError naming the setting."""
+    ``data_root`` goes with real data (``real_data``; by default: a real stream). Raises a
+    ValueError naming the setting."""
     cls = get_method(config.method)
     make_options(cls, config.options)
     check_train(config.train)
@@ -42,11 +43,13 @@ def check_config(config: RunConfig) -> None:
     check_value("eval_batch_size", config.eval_batch_size, int, AT_LEAST_ONE)
     check_value("image_size", config.image_size, int | None, AT_LEAST_ONE)
     check_stream(config.stream)
-    if config.data_root is not None and not is_real_stream(config.stream):
+    if real_data is None:
+        real_data = is_real_stream(config.stream)
+    if config.data_root is not None and not real_data:
         raise ValueError(
-            f"--data-root (data_root={config.data_root!r}) is for the real-dataset streams "
-            f"({', '.join(real_streams())}); stream {config.stream!r} is embedded and would "
-            "ignore it: leave --data-root out"
+            f"--data-root (data_root={config.data_root!r}) is for real datasets (the streams "
+            f"{', '.join(real_streams())}, or cifar100); stream {config.stream!r} is embedded "
+            "and would ignore it: leave --data-root out"
         )
 
 
