@@ -68,6 +68,8 @@ def test_router_picks_k_experts_with_noise_only_in_training():
     index, gates, dense, _ = router(x, task)
     assert index.shape == (5, 2) and torch.allclose(gates.sum(-1), torch.ones(5))
     assert torch.equal(router(x, task)[0], index), "no noise at evaluation"
+    one = router(x, 0)  # one router for every sample: a single product, the same routing
+    assert torch.equal(one[0], index) and torch.allclose(one[1], gates)
     assert torch.equal((dense > 0).sum(-1), torch.full((5,), 2))
     router.train()
     noisy = [router(x, task)[2] for _ in range(3)]

@@ -25,7 +25,9 @@ class MoEAdapterLayer(Site):
     """Experts and per-task routers of one block, plus the selection counts of the current task.
 
     ``task`` is the router of every sample (an index, or one per sample; None: the untouched
-    backbone, nothing added); samples where ``bypass`` is True get no adapter output.
+    backbone, nothing added); samples where ``bypass`` is True get no adapter output. With
+    ``balance`` set, each forward pass leaves its load-balancing loss in ``aux_loss`` (the
+    method adds it when its ``balance_loss`` option is on; otherwise it is not computed).
     """
 
     def __init__(
@@ -41,18 +43,16 @@ class MoEAdapterLayer(Site):
         self.experts = ExpertPool(width, num_experts, bottleneck, dropout, scale)
         self.router = NoisyTopKRouter(width, num_experts, top_k)
         self.register_buffer("counts", torch.zeros(num_experts, dtype=torch.long), persistent=False)
+        self.balance = False
         self.aux_loss: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | None:
         if self.task is None:  # the untouched backbone: no routing, no expert
             return None
-        task = self.task
-        if not isinstance(task, torch.Tensor):
-            task = torch.full((x.shape[0],), int(task), dtype=torch.long, device=x.device)
-        index, gates, dense, load = self.router(x[:, 0], task)
+        index, gates, dense, load = self.router(x[:, 0], self.task, with_load=self.balance)
         if self.training:
             self.counts += torch.bincount(index.flatten(), minlength=len(self.experts))
-        self.aux_loss = balance_loss(dense, load)
+        self.aux_loss = balance_loss(dense, load) if self.balance else None
         out = self.experts(x, index, gates)
         if self.bypass is not None:
             out = out * (~self.bypass).to(out.dtype)[:, None, None]

@@ -90,6 +90,8 @@ class MoEAdaptersTaskId(Method):
         o = self.options
         device = self.device  # the backbone's, before the adapters are attached
         self.layers = attach_moe_adapters(self.model, o.experts, o.bottleneck, o.top_k)
+        for layer in self.layers.values():
+            layer.balance = o.balance_loss
         self.model.to(device)
         self.routers: list[str] = []  # the task of each router, in order
         self.frozen: dict[str, set[int]] = {name: set() for name in self.layers}

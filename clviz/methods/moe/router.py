@@ -38,18 +38,20 @@ class NoisyTopKRouter(nn.Module):
     def __len__(self) -> int:
         return len(self.gates)
 
-    def forward(self, x: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Route ``x`` (N x d) with each sample's task router (``task``: N indices).
+    def forward(
+        self, x: torch.Tensor, task: int | torch.Tensor, with_load: bool = True
+    ) -> tuple[torch.Tensor, ...]:
+        """Route ``x`` (N x d) with the router of ``task`` (one index for every sample, or N
+        indices, one per sample).
 
         Returns the chosen experts (N x k), their gates (N x k, rows sum to 1), the dense gates
-        (N x E) and the per-expert load used by the balancing loss.
+        (N x E) and the per-expert load used by the balancing loss (None without
+        ``with_load``: it is only needed when that loss is added).
         """
-        w_gate = torch.stack(list(self.gates))[task]  # N d E
-        clean = torch.einsum("nd,nde->ne", x, w_gate)
+        clean = self._project(x, task, self.gates)
         noisy = self.training
         if noisy:
-            w_noise = torch.stack(list(self.noise))[task]
-            std = F.softplus(torch.einsum("nd,nde->ne", x, w_noise)) + NOISE_EPSILON
+            std = F.softplus(self._project(x, task, self.noise)) + NOISE_EPSILON
             logits = clean + torch.randn_like(clean) * std
         else:
             logits = clean
@@ -58,11 +60,21 @@ class NoisyTopKRouter(nn.Module):
         index, gates = top_index[:, : self.top_k], F.softmax(top_logits[:, : self.top_k], dim=-1)
         # Under autocast the clean logits are bf16 while softmax is kept in fp32.
         dense = logits.new_zeros(logits.shape, dtype=gates.dtype).scatter(1, index, gates)
-        if noisy and self.top_k < self.num_experts:
+        if not with_load:
+            load = None
+        elif noisy and self.top_k < self.num_experts:
             load = _prob_in_top_k(clean, logits, std, top_logits, self.top_k).sum(0)
         else:
             load = (dense > 0).sum(0).to(dense.dtype)
         return index, gates, dense, load
+
+    @staticmethod
+    def _project(x: torch.Tensor, task: int | torch.Tensor, weights: nn.ParameterList):
+        """``x @ weights[t]`` with each sample's ``t``: one product when every sample shares
+        a router, a per-sample gather of the routers otherwise."""
+        if not isinstance(task, torch.Tensor):
+            return x @ weights[int(task)]
+        return torch.einsum("nd,nde->ne", x, torch.stack(list(weights))[task])
 
 
 def _prob_in_top_k(clean, noisy, std, top_logits, k):
