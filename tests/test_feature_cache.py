@@ -6,7 +6,7 @@ import torch
 from helpers import predict
 
 from clviz.core import learn_task
-from clviz.methods.feature_cache import FeatureCache
+from clviz.methods.feature_cache import FeatureCache, ImageCache
 
 
 def test_cache_computes_once_per_distinct_batch_and_evicts_least_recent():
@@ -39,3 +39,22 @@ def test_ddas_features_are_cached_without_changing_predictions(make_method, smal
     assert torch.equal(first, again)
     method.generic_features.clear()
     assert torch.equal(predict(method, task), first)
+
+
+def test_image_cache_embeds_each_distinct_image_once():
+    seen = []
+
+    def embed(images):
+        seen.append(len(images))
+        return images.float().mean(dim=(1, 2, 3))[:, None] * torch.ones(1, 4)
+
+    images = torch.randint(0, 255, (5, 3, 4, 4), dtype=torch.uint8)
+    cache = ImageCache(embed, max_items=4)
+    batch = images[torch.tensor([0, 1, 1, 2])]  # image 1 twice in one batch
+    torch.testing.assert_close(cache(batch), embed(batch))
+    assert seen[0] == 3 and (cache.misses, cache.hits) == (3, 1)
+    again = images[torch.tensor([2, 0, 3])]  # only image 3 is new
+    torch.testing.assert_close(cache(again), embed(again))
+    assert seen[2] == 1 and len(cache) == 4
+    cache(images[torch.tensor([4])])  # a fifth image: the oldest row is dropped
+    assert len(cache) == 4

@@ -3,6 +3,8 @@ image-text distillation on reference data, which LwF (as ZSCL runs it) shares to
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,7 +33,7 @@ def distillation_loss(
 def add_image_text_distillation(
     loss: torch.Tensor,
     student: nn.Module,
-    teacher: nn.Module,
+    teacher: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
     texts: torch.Tensor,
     temperature: float,
@@ -43,10 +45,12 @@ def add_image_text_distillation(
     embeddings of ``images`` against fixed text embeddings ``texts`` (N x D), both scaled by
     the student's logit scale; the student's logits are pulled towards the teacher's over the
     texts (image -> text, ``image_weight``) and over the images (text -> image, the transposed
-    logits, ``text_weight``). Only the student's image tower gets a gradient."""
+    logits, ``text_weight``). Only the student's image tower gets a gradient. ``teacher`` maps
+    images to the teacher's normalised embeddings (an :class:`~clviz.methods.feature_cache.
+    ImageCache` of a frozen model, so it embeds each image once)."""
     scale = logit_scale(student)
     with torch.no_grad():
-        target = scale * embed_images(teacher, images) @ texts.T
+        target = scale * teacher(images) @ texts.T
     logits = scale * embed_images(student, images) @ texts.T
     if image_weight:
         loss = loss + image_weight * distillation_loss(target, logits, temperature)

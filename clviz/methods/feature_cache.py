@@ -1,9 +1,15 @@
-"""Frozen features, computed once per image batch and reused on every later evaluation.
+"""Frozen features, computed once and reused: per image batch, or per image.
 
 Evaluating a T x T accuracy matrix shows each test batch to the model T times. Whatever a
 method computes from *frozen* weights (DDAS's generic backbone features, for instance) is the
-same every time, so it is cached by the content of the batch: a hash of the image bytes. The
-cache holds at most ``max_bytes`` of features and drops the least recently used first.
+same every time, so :class:`FeatureCache` caches it by the content of the batch: a hash of the
+image bytes. It holds at most ``max_bytes`` of features and drops the least recently used first.
+
+Training draws a task's images again and again (100 steps of 64 from 640 images: each about ten
+times), and a frozen teacher embeds each the same way every time: :class:`ImageCache` keeps one
+row per distinct image, so a teacher sees each image once per task. The rows are computed on the
+images not seen before, as one batch, so they can differ from an uncached pass over the whole
+batch in the last bits of floating point (matrix products block differently by batch size).
 """
 
 from __future__ import annotations
@@ -57,3 +63,37 @@ class FeatureCache:
 
     def __len__(self) -> int:
         return len(self._store)
+
+
+class ImageCache:
+    """``cache(images)`` returns ``compute(images)`` (one row per image), computing each
+    distinct image once; at most ``max_items`` rows are kept, the oldest dropped first."""
+
+    def __init__(
+        self, compute: Callable[[torch.Tensor], torch.Tensor], max_items: int = 1 << 16
+    ) -> None:
+        self.compute = compute
+        self.max_items = max_items
+        self.hits = self.misses = 0
+        self._rows: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        keys = [FeatureCache.key(image) for image in images]
+        new: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k not in self._rows and k not in new:
+                new[k] = i
+        self.misses += len(new)
+        self.hits += len(keys) - len(new)
+        if new:
+            rows = self.compute(images[list(new.values())])
+            for k, row in zip(new, rows, strict=True):
+                self._rows[k] = row
+        out = torch.stack([self._rows[k] for k in keys])
+        while len(self._rows) > self.max_items:
+            self._rows.popitem(last=False)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._rows)

@@ -22,15 +22,16 @@ whole image-text geometry of the current task close to the previous model's inst
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from clviz.core.clip import class_embeddings, embed_images
 from clviz.core.formats import Batch, TaskFormat
 from clviz.methods.base import Method, TaskState, classification_only, register_method
 from clviz.methods.distill import add_image_text_distillation
+from clviz.methods.feature_cache import ImageCache
 
 
 @dataclass
@@ -43,7 +44,7 @@ class LwFOptions:
 
 @dataclass
 class LwFState(TaskState):
-    teacher: nn.Module  # the model from before the task (the pretrained one on task 1)
+    teacher: ImageCache  # the model from before the task (the pretrained one on task 1)
     teacher_text: torch.Tensor  # the teacher's embeddings of the task's class prompts
     reference_draws: torch.Generator  # which training images each step distils on
 
@@ -61,7 +62,8 @@ class LwF(Method):
         with torch.no_grad():
             teacher_text = class_embeddings(teacher, tokens, task.num_classes)
         seed = int(torch.randint(2**62, ()))  # from the task's seeded global generator
-        return LwFState(task, index, teacher, teacher_text, torch.Generator().manual_seed(seed))
+        embed = ImageCache(functools.partial(embed_images, teacher))  # frozen: once per image
+        return LwFState(task, index, embed, teacher_text, torch.Generator().manual_seed(seed))
 
     def loss(self, batch: Batch, state: LwFState) -> torch.Tensor:
         o = self.options

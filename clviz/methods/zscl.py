@@ -23,6 +23,7 @@ are never the task's data: right for the embedded world, a toy stand-in on the r
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,7 @@ from clviz.core.formats import Batch, TaskFormat
 from clviz.data.reference import image_folder, read_captions
 from clviz.methods.base import Method, TaskState, classification_only, register_method
 from clviz.methods.distill import add_image_text_distillation
+from clviz.methods.feature_cache import ImageCache
 from clviz.methods.weights import WeightAverage
 from clviz.world.corpus import make_corpus
 
@@ -60,6 +62,7 @@ class ZSCLState(TaskState):
     start: list[torch.Tensor]  # the weights at the start of the task (the L2 anchor)
     ensemble: WeightAverage  # the weight ensemble of the task so far
     reference_draws: torch.Generator  # which reference images each step distils on
+    teacher_images: ImageCache  # the initial model's embeddings of the reference images
 
 
 @register_method
@@ -107,6 +110,9 @@ class ZSCL(Method):
             start=[p.detach().clone() for p in params],
             ensemble=WeightAverage(params),
             reference_draws=torch.Generator().manual_seed(REFERENCE_SEED + index),
+            # The teacher's embedding of each reference image, once per task (not per run,
+            # so that a run resumed at a task boundary repeats the uninterrupted one exactly).
+            teacher_images=ImageCache(functools.partial(embed_images, self.initial)),
         )
 
     def loss(self, batch: Batch, state: ZSCLState) -> torch.Tensor:
@@ -119,7 +125,7 @@ class ZSCL(Method):
         loss = add_image_text_distillation(
             loss,
             self.model,
-            self.initial,
+            state.teacher_images,
             self.reference_images[idx],
             self.reference_text,
             o.temperature,

@@ -34,6 +34,7 @@ run twice and its weights are 1/2 by construction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -48,6 +49,7 @@ from clviz.core.formats import Batch, ClassificationFormat, TaskFormat, logit_sc
 from clviz.core.result import MethodRecord, register_record
 from clviz.methods.base import Method, Stage, TaskState, classification_only, register_method
 from clviz.methods.distill import soft_cross_entropy
+from clviz.methods.feature_cache import ImageCache
 from clviz.methods.mulki.losses import (
     class_means,
     feature_distillation,
@@ -143,6 +145,7 @@ class MulKIState(TaskState):
     prototype_scale: float
     teachers: list[nn.Module]  # [pretrained] + [previous task's model] from the second task
     teacher_text: list[torch.Tensor]
+    teacher_images: list[ImageCache]  # each teacher's embedding of each image, once per task
     average: WeightAverage | None
     record: MulKITaskRecord
     weights: list[torch.Tensor] = field(default_factory=list)  # pretrained teacher, per step
@@ -190,6 +193,7 @@ class MulKI(Method):
             prototype_scale=scale,
             teachers=teachers,
             teacher_text=teacher_text,
+            teacher_images=[ImageCache(functools.partial(embed_images, t)) for t in teachers],
             average=WeightAverage(self.model_parameters()) if o.connect else None,
             record=MulKITaskRecord(task.name, index, *before_alignment),
         )
@@ -226,9 +230,9 @@ class MulKI(Method):
         student_inter = relation_logits(image, text, scale)
         anchors = prototypes.detach()
         losses, confidences = [], []
-        for teacher, teacher_text in zip(state.teachers, state.teacher_text, strict=True):
+        for teacher, teacher_text in zip(state.teacher_images, state.teacher_text, strict=True):
             with torch.no_grad():
-                feats = embed_images(teacher, batch.images)
+                feats = teacher(batch.images)
                 inter = relation_logits(feats, teacher_text, scale)
                 intra = relation_logits(feats, anchors, scale)
             per_sample = torch.zeros_like(labels, dtype=image.dtype)
