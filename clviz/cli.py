@@ -13,6 +13,7 @@ from clviz.core.device import DeviceError
 from clviz.core.lock import FolderBusyError
 from clviz.core.result import ResultError
 from clviz.core.store import RunDirError
+from clviz.experiments.workers import WorkerError
 
 # Errors that come from what the user asked for (or what the disk holds): printed as one
 # line, never a traceback. ValueError covers damaged files (IntegrityError), bad options
@@ -26,6 +27,7 @@ USER_ERRORS = (
     RunDirError,
     ResultError,
     FolderBusyError,
+    WorkerError,
     torch.OutOfMemoryError,  # its message names the batch size and --batch-size
 )
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
@@ -234,6 +236,7 @@ def _main_job(args: argparse.Namespace) -> int:
         steps=steps,
         device=args.device,
         profile=args.profile,
+        workers=args.workers,
     )
     print(f"report:  {paths['report'].resolve()}")
     print(f"summary: {paths['summary'].resolve()}")
@@ -276,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="the smoke stream, 10 steps per task")
     p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--profile", default=None, help=PROFILE_HELP)
+    p.add_argument(
+        "--workers",
+        type=POSITIVE,
+        default=None,
+        help="methods trained at once, one thread each (default: one per CPU core; 1 on a GPU)",
+    )
     p.set_defaults(func=_main_job)
 
     p = sub.add_parser("notebooks", help="execute notebooks into .ipynb and .html files")

@@ -24,6 +24,7 @@ from clviz.core.store import results_root
 from clviz.experiments.compare import compare
 from clviz.experiments.profiles import default_profile
 from clviz.experiments.tables import metric_rows
+from clviz.experiments.workers import default_workers
 from clviz.methods import get_method, list_methods
 from clviz.report import build_report, write_report
 
@@ -56,32 +57,36 @@ def main_job(
     progress: bool = True,
     device: str | None = None,
     profile: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Path]:
     """Run (or reuse) every method, then write the report and summary into ``out``.
 
     Runs live in ``root`` (default :func:`clviz.core.store.results_root`); ``profile`` defaults
-    to ``$CLVIZ_PROFILE`` or ``embedded`` (``classroom-gpu`` for a student's GPU)."""
+    to ``$CLVIZ_PROFILE`` or ``embedded`` (``classroom-gpu`` for a student's GPU). The methods
+    not trained yet train side by side in ``workers`` processes of one thread each (default:
+    one per CPU core, one on a GPU; :mod:`clviz.experiments.workers`), logging to
+    ``<out>/logs``; ``workers=1`` trains them one after the other in this process."""
     started = time.perf_counter()
     profile = profile or default_profile()
     out = Path(out)
     methods = list(methods or list_methods())
     for name in methods:
         get_method(name)  # an unknown name fails now, not after an hour of training
-    results = {}
-    for i, name in enumerate(methods, 1):
-        print(f"[{i}/{len(methods)}] {name} on {stream}", flush=True)
-        results.update(
-            compare(
-                [name],
-                stream=stream,
-                seed=seed,
-                steps=steps,
-                root=root,
-                progress=progress,
-                device=device,
-                profile=profile,
-            )
-        )
+    workers = workers or default_workers(device, len(methods))
+    if workers > 1:
+        print(f"training {len(methods)} methods on {stream} in {workers} processes", flush=True)
+    results = compare(
+        methods,
+        stream=stream,
+        seed=seed,
+        steps=steps,
+        root=root,
+        progress=progress,
+        device=device,
+        profile=profile,
+        workers=workers,
+        logs=out / "logs",
+    )
     print("measuring drift and fitting the UMAP", flush=True)
     records = records_of(results)
     curves = curves_of(records)
@@ -90,7 +95,13 @@ def main_job(
     header = (
         f"{len(methods)} methods, profile {profile}, seed {seed}, "
         f"{steps or 'default'} steps per task; runs in {root or results_root()}; made with torch "
-        f"{torch.__version__} on {platform.machine()} ({torch.get_num_threads()} threads), "
+        f"{torch.__version__} on {platform.machine()} ("
+        + (
+            f"{workers} worker processes of 1 thread"
+            if workers > 1
+            else f"{torch.get_num_threads()} threads"
+        )
+        + "), "
         f"device {next(iter(results.values())).device}."
     )
     report = write_report(out / "report.html", build_report(results, curves, dmap, chosen, header))

@@ -1,0 +1,97 @@
+"""Methods trained side by side: one worker process per core, one thread each.
+
+The methods of a comparison are independent runs, so on a CPU with several cores they train at
+the same time instead of one after another, each in its own process with one thread (two
+threads per process would fight over the same cores). A worker trains its run into the run
+store (:func:`clviz.experiments.runs.run`) and hands back nothing but the folder: the parent
+reads every finished result from the store afterwards, exactly as a warm run does. Each
+worker's output goes to ``<logs>/<method>.log``; the parent prints one line per finished
+method. Runs are bit-for-bit deterministic on the CPU at a given thread count, so a worker's
+matrix is the one-thread sequential run's (``tests/test_workers.py`` checks it).
+
+A worker that fails, or dies (out of memory, killed), fails the whole call with the method's
+name and its log; the runs that finished stay in the store, and the next call trains only
+what is missing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import torch
+
+from clviz.core.config import RunConfig
+from clviz.core.device import resolve_device
+
+
+class WorkerError(RuntimeError):
+    """A method's worker failed or died; the message names the method and its log."""
+
+
+def default_workers(device: str | None, jobs: int) -> int:
+    """Parallel workers for ``jobs`` runs on ``device``: one per core on the CPU (at most one
+    per job); one on a GPU or MPS, which the runs would otherwise share."""
+    if resolve_device(device).type != "cpu":
+        return 1
+    return max(1, min(jobs, os.cpu_count() or 1))
+
+
+def _train(config: RunConfig, root: str | None, log: str) -> str:
+    """In a worker: one thread, output to ``log``, the run trained into the store."""
+    torch.set_num_threads(1)
+    with open(log, "w", buffering=1) as out:
+        os.dup2(out.fileno(), 1)  # C-level output (warnings, tqdm) too
+        os.dup2(out.fileno(), 2)
+        sys.stdout = sys.stderr = out
+        from clviz.experiments.runs import run
+
+        started = time.perf_counter()
+        result = run(config, root=root, progress=True)
+        print(f"finished in {time.perf_counter() - started:.0f} s: {result.run_dir}", flush=True)
+        return str(result.run_dir)
+
+
+def train_in_workers(
+    configs: Sequence[RunConfig],
+    workers: int,
+    logs: str | Path,
+    root: str | Path | None = None,
+) -> None:
+    """Train every config's run (those not finished already) in ``workers`` processes."""
+    logs = Path(logs)
+    logs.mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
+    pending = {}
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for config in configs:
+            log = logs / f"{config.method}.log"
+            future = pool.submit(_train, config, None if root is None else str(root), str(log))
+            pending[future] = (config.method, log)
+        total, done = len(pending), 0
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                method, log = pending.pop(future)
+                try:
+                    future.result()
+                except BrokenProcessPool as err:
+                    pool.shutdown(cancel_futures=True)
+                    raise WorkerError(
+                        f"the worker training {method} died ({err}); its log: {log}. Runs "
+                        "that finished are kept: rerun the same command to train the rest"
+                    ) from None
+                except Exception as err:
+                    pool.shutdown(cancel_futures=True)
+                    raise WorkerError(
+                        f"{method} failed: {type(err).__name__}: {err}; its log: {log}. Runs "
+                        "that finished are kept: rerun the same command to train the rest"
+                    ) from err
+                done += 1
+                print(f"  [{done}/{total}] {method} done (log: {log})", flush=True)
