@@ -129,3 +129,22 @@ def test_few_shot_keeps_k_images_per_class_and_the_test_split():
     assert torch.equal(few_shot(task, 2, seed=1).train_images, few.train_images)
     with pytest.raises(ValueError, match="only 6 images of class 0"):
         few_shot(task, 7)
+
+
+def test_world_splits_are_drawn_once_and_read_back_from_disk(tmp_path, monkeypatch):
+    from clviz.world.tasks import cached_split, draw_split, get_domain, world_version
+
+    monkeypatch.setenv("CLVIZ_RESULTS", str(tmp_path))
+    domain = get_domain("shapes")
+    fresh = draw_split(domain, "test", 2, 5, 16)
+    first = cached_split(domain, "test", 2, 5, 16)
+    files = list((tmp_path / "_cache" / "world" / world_version()).glob("shapes-test-*.pt"))
+    assert len(files) == 1
+    again = cached_split(domain, "test", 2, 5, 16)  # read from the file
+    for a, b, c in zip(fresh, first, again, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    monkeypatch.setenv("CLVIZ_WORLD_CACHE", "0")
+    assert torch.equal(
+        cached_split(domain, "test", 2, 6, 16)[0], draw_split(domain, "test", 2, 6, 16)[0]
+    )
+    assert len(list(files[0].parent.glob("*.pt"))) == 1  # nothing written with the cache off

