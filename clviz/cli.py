@@ -114,20 +114,22 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profile_config(args: argparse.Namespace, real_data: bool | None = None):
+def _profile_config(args: argparse.Namespace, real_data: bool | None = None, build=None):
     """The RunConfig of ``--profile`` for ``--method``, with the command line's overrides,
-    checked (``real_data``: whether ``--data-root`` is read; by default, for a real stream)."""
+    checked (``real_data``: whether ``--data-root`` is read; by default, for a real stream).
+    ``build`` makes the config (default: the profile's, :func:`make_config`)."""
     from clviz.data.streams import check_stream
     from clviz.experiments.profiles import make_config
     from clviz.experiments.runs import check_config
 
+    build = build or make_config
     try:
         options = json.loads(args.options) if args.options else {}
     except ValueError as err:
         raise ValueError(f"--options is not valid JSON ({err}): {args.options!r}") from None
     if not isinstance(options, dict):
         raise ValueError(f"--options must be a JSON object, got {args.options!r}")
-    config = make_config(
+    config = build(
         args.profile,
         args.method,
         args.stream,
@@ -150,14 +152,44 @@ def _profile_config(args: argparse.Namespace, real_data: bool | None = None):
 
 
 def _class_incremental(args: argparse.Namespace) -> int:
-    from clviz.experiments.class_incremental import run_class_incremental
+    from clviz.experiments.class_incremental import (
+        REFERENCE_METHODS,
+        REFERENCE_TEMPLATE,
+        Recipe,
+        reference_config,
+        run_class_incremental,
+    )
     from clviz.methods import get_method
 
-    get_method(args.method)
     if args.stream is None:
         args.stream = "default"  # the embedded class pool; real data is --dataset cifar100
-    config = _profile_config(args, real_data=args.dataset != "world")
-    result = run_class_incremental(config, args.dataset, args.steps_ci, args.out, force=args.force)
+    real = args.dataset != "world"
+    if args.recipe == "reference":
+        if args.method not in REFERENCE_METHODS:
+            raise ValueError(
+                f"the reference recipe has no {args.method!r}; valid: "
+                f"{', '.join(REFERENCE_METHODS)} (any method runs with --recipe embedded)"
+            )
+        if args.steps is not None:
+            raise ValueError(
+                "--train-steps is for --recipe embedded; the reference recipe trains --epochs "
+                "epochs of each step"
+            )
+        config = _profile_config(
+            args,
+            real_data=real,
+            build=lambda profile, method, *rest, **kw: reference_config(
+                method, profile, *rest, **kw
+            ),
+        )
+        recipe = Recipe(REFERENCE_TEMPLATE, args.epochs)
+    else:
+        get_method(args.method)
+        config = _profile_config(args, real_data=real)
+        recipe = Recipe()
+    result = run_class_incremental(
+        config, args.dataset, args.steps_ci, args.out, recipe=recipe, force=args.force
+    )
     m, zs = result.metrics, result.zero_shot_metrics
     curve = "  ".join(f"{row[0]:.1f}" for row in result.matrix)
     print(
@@ -325,7 +357,17 @@ def build_parser() -> argparse.ArgumentParser:
     run_arguments(p)
     p.add_argument("--dataset", default="world", help="world (embedded) or cifar100 (real)")
     p.add_argument("--steps", dest="steps_ci", type=POSITIVE, default=10, help="10, 20 or 50...")
-    p.add_argument("--train-steps", dest="steps", type=POSITIVE, default=None, help="per step")
+    p.add_argument(
+        "--recipe",
+        choices=("reference", "embedded"),
+        default="reference",
+        help="reference: the MoE-Adapters cil/ recipe (one template, one router for MoE, "
+        "--epochs per step); embedded: the profile's training, --train-steps per step",
+    )
+    p.add_argument("--epochs", type=POSITIVE, default=1, help="per step (reference recipe)")
+    p.add_argument(
+        "--train-steps", dest="steps", type=POSITIVE, default=None, help="per step (embedded)"
+    )
     p.set_defaults(func=_class_incremental)
 
     p = sub.add_parser("params", help="trainable and total parameters of a method, untrained")

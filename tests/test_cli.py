@@ -108,3 +108,18 @@ def test_flags_are_checked_by_name(capsys):
         with pytest.raises(SystemExit):
             main(["run", "--method", "finetune", flag, value])
         assert f"argument {flag}" in capsys.readouterr().err
+
+
+def test_class_incremental_runs_the_reference_recipe(tmp_path, capsys):
+    out = tmp_path / "ci"
+    args = ["class-incremental", "--method", "moe-adapters", "--stream", "smoke", "--steps", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["config"]["method"] == "moe-adapters-taskid"  # one router, no DDAS
+    assert saved["config"]["options"]["one_router"] is True
+    assert saved["extra"]["recipe"] == {"template": "a bad photo of a {}.", "epochs": 1}
+    assert "Avg" in capsys.readouterr().out
+    assert main([*args[:2], "lwf", *args[3:], "--out", str(tmp_path / "x")]) == 2
+    assert "the reference recipe has no 'lwf'" in capsys.readouterr().err
+    assert main([*args, "--train-steps", "3", "--out", str(tmp_path / "y")]) == 2
+    assert "--train-steps is for --recipe embedded" in capsys.readouterr().err

@@ -135,10 +135,9 @@ def test_the_real_vit_b_16_architecture(real):
 
 
 def test_class_incremental_cifar100_and_the_few_shot_stream(real):
-    out = cli(
-        real, "ci", "class-incremental", "finetune", "--dataset", "cifar100", "--train-steps", "1"
-    )
-    assert (out / "results.json").is_file()
+    out = cli(real, "ci", "class-incremental", "moe-adapters", "--dataset", "cifar100")
+    result = RunResult.load(out / "results.json")  # the reference recipe, one router
+    assert result.config["options"]["one_router"] and result.extra["iterations"][0] == 6
     stream = "mtil-fewshot:EuroSAT,MNIST"
     out = cli(
         real, "fs", "run", "moe-adapters", "--stream", stream, "--steps", "2", *moe_options(real)

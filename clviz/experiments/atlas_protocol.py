@@ -21,7 +21,6 @@ are ordinary runs (resumable), ``results.json`` the protocol's result.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,7 +34,7 @@ from clviz.core.config import TrainConfig
 from clviz.core.device import place
 from clviz.core.evaluation import EveryTask, accuracy
 from clviz.core.formats import TaskFormat, make_format
-from clviz.core.io import write_json
+from clviz.core.integrity import IntegrityError, read_sealed_json, write_sealed_json
 from clviz.core.loop import learn_task, run_stream, task_seed
 from clviz.core.result import ResultError, RunResult
 from clviz.core.store import RunStore
@@ -133,14 +132,18 @@ class ProtocolResult:
             "seconds": self.seconds,
             "config_hash": self.config_hash,
         }
-        write_json(path, data)
+        write_sealed_json(path, data)
 
     @classmethod
     def load(cls, path: str | Path) -> ProtocolResult:
+        """The protocol's numbers, after checking the file's checksum (a damaged file is a
+        :class:`ResultError` naming it), and its upstream runs."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data, _ = read_sealed_json(path, "delete the folder to rebuild it")
             downstream = dacite.from_dict(DownstreamResult, data["downstream"])
+        except IntegrityError as err:
+            raise ResultError(str(err)) from None
         except (OSError, ValueError, KeyError, dacite.DaciteError) as err:
             raise ResultError(
                 f"cannot read the protocol result {path} ({err}); delete the folder to rebuild it"

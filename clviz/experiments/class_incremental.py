@@ -104,20 +104,28 @@ REFERENCE_METHODS = {  # name in the class-incremental table -> (registered meth
 
 
 def reference_config(
-    method: str, profile: str = "embedded", stream: str | None = None, seed: int = 0, **kwargs: Any
+    method: str,
+    profile: str = "embedded",
+    stream: str | None = None,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> RunConfig:
     """``method`` (a name of :data:`REFERENCE_METHODS`) as the reference's ``cil/`` code trains
     it under ``profile`` (``kwargs`` go to :func:`~clviz.experiments.profiles.make_config`):
     batch 128, cosine rate after 30 warm-up steps; MoE-Adapters with one router, 2 experts,
-    no activate-freeze, label smoothing 0. Run it with ``recipe=REFERENCE``."""
+    no activate-freeze, label smoothing 0; ``options`` are merged over the recipe's. Run it
+    with ``recipe=REFERENCE``."""
     if method not in REFERENCE_METHODS:
         raise ValueError(
             f"no class-incremental reference recipe for {method!r}; valid: "
             f"{', '.join(REFERENCE_METHODS)} (any registered method runs with "
             "recipe=Recipe(), the embedded recipe)"
         )
-    registered, options = REFERENCE_METHODS[method]
-    config = make_config(profile, registered, stream, seed, options=dict(options), **kwargs)
+    registered, preset = REFERENCE_METHODS[method]
+    config = make_config(
+        profile, registered, stream, seed, options={**preset, **(options or {})}, **kwargs
+    )
     moe = registered.startswith("moe-adapters")
     lr = config.train.lr if profile != "mtil" or moe else VIT_B16_CIL_LR
     train = TrainConfig(

@@ -14,7 +14,7 @@ import torch
 
 from clviz.analysis.drift.extract import Snapshot
 from clviz.analysis.drift.probe import Probe
-from clviz.core.io import atomic_path
+from clviz.core.integrity import read_sealed, write_sealed
 
 FEATURES = "features.pt"
 
@@ -63,8 +63,7 @@ def save_record(path: str | Path, record: DriftRecord) -> None:
             for s in record.snapshots
         ],
     }
-    with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+    write_sealed(path, data, {"file": FEATURES})
 
 
 def load_snapshots(run_dir: str | Path) -> DriftRecord:
@@ -75,7 +74,7 @@ def load_snapshots(run_dir: str | Path) -> DriftRecord:
             f"no probe features at {path}: the run is unfinished, or was made by a clviz that "
             "did not record them; rerun it (clviz run ... --force) to record them"
         )
-    d = torch.load(path, map_location="cpu", weights_only=True)
+    d = read_sealed(path, fix="rerun the run with --force to record them again")[0]
     snaps = [
         Snapshot(
             {k: v.float() for k, v in s["image"].items()},
