@@ -9,6 +9,9 @@ worker's output goes to ``<logs>/<method>.log``; the parent prints one line per 
 method. Runs are bit-for-bit deterministic on the CPU at a given thread count, so a worker's
 matrix is the one-thread sequential run's (``tests/test_workers.py`` checks it).
 
+The runs start longest first (``Method.relative_cost``), so the last one to finish is a
+short one and no core waits long at the end.
+
 A worker that fails, or dies (out of memory, killed), fails the whole call with the method's
 name and its log; the runs that finished stay in the store, and the next call trains only
 what is missing.
@@ -29,6 +32,7 @@ import torch
 
 from clviz.core.config import RunConfig
 from clviz.core.device import resolve_device
+from clviz.methods import get_method
 
 
 class WorkerError(RuntimeError):
@@ -69,8 +73,9 @@ def train_in_workers(
     logs.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     pending = {}
+    longest_first = sorted(configs, key=lambda c: -get_method(c.method).relative_cost)
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for config in configs:
+        for config in longest_first:
             log = logs / f"{config.method}.log"
             future = pool.submit(_train, config, None if root is None else str(root), str(log))
             pending[future] = (config.method, log)

@@ -73,6 +73,10 @@ class Method:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
+    # A run's time relative to fine-tuning's on the same stream (the main job's per-method
+    # seconds in benchmarks/RESULTS.md): the longest runs start first when runs train side
+    # by side (clviz.experiments.workers). A scheduling hint only; no number depends on it.
+    relative_cost: ClassVar[float] = 1.0
 
     def __init__(
         self, model: nn.Module, tokenizer, train: TrainConfig | None = None, options: Any = None

@@ -52,6 +52,7 @@ class LwFState(TaskState):
 @register_method
 class LwF(Method):
     name = "lwf"
+    relative_cost = 1.7
     summary = "distil the previous model's image-text logits on the current task (ZSCL's LwF)"
     Options = LwFOptions
 

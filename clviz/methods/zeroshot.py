@@ -10,6 +10,7 @@ from clviz.methods.base import Method, Stage, TaskState, register_method
 @register_method
 class ZeroShot(Method):
     name = "zero-shot"
+    relative_cost = 0.1
     summary = "the pretrained backbone, never trained"
 
     def stages(self, state: TaskState) -> Iterator[Stage]:

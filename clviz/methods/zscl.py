@@ -68,6 +68,7 @@ class ZSCLState(TaskState):
 @register_method
 class ZSCL(Method):
     name = "zscl"
+    relative_cost = 1.6
     summary = "distil the initial model on reference data, L2 to the task start, weight ensemble"
     Options = ZSCLOptions
 

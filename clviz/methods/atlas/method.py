@@ -90,6 +90,7 @@ class AtlasState(TaskState):
 @register_method
 class Atlas(Method):
     name = "atlas"
+    relative_cost = 1.7
     summary = "two-stage adapters: reuse old adapters by per-task queries, then add a new one"
     Options = AtlasOptions
 

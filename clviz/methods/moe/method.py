@@ -255,6 +255,7 @@ class MoEAdapters(MoEAdaptersTaskId):
     folder is required unless ``allow_embedded_generic`` is set."""
 
     name = "moe-adapters"
+    relative_cost = 1.15
     summary = "MoE adapters with activate-freeze and the DDAS auto-selector (no task id)"
     Options = MoEDDASOptions
 

@@ -160,6 +160,7 @@ class MulKIState(TaskState):
 @register_method
 class MulKI(Method):
     name = "mulki"
+    relative_cost = 1.1
     summary = "prototypes aligned with text, two-teacher relation distillation, weight averaging"
     Options = MulKIOptions
 
