@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clviz.core import RunResult
-from clviz.experiments.compare import compare, notebook_budget
+from clviz.experiments.compare import compare, comparison_configs, notebook_budget
 from clviz.experiments.tables import ablation_table, comparison_table, metric_rows
 
 
@@ -51,3 +51,14 @@ def test_table_lists_every_method():
 def test_ablation_table_shows_the_change_against_the_first_variant():
     table = ablation_table(runs())
     assert "| zscl | 26.2 | +0.0 |" in table and table.startswith("| variant |")
+
+
+def test_full_mode_notebooks_reuse_the_main_jobs_runs(monkeypatch):
+    """A notebook's full budget names the same run folders as the main job, so a notebook
+    opened after `make run` reads its runs instead of training them again."""
+    monkeypatch.delenv("CLVIZ_FAST", raising=False)
+    budget = notebook_budget()
+    names = ["finetune", "moe-adapters"]
+    notebook = comparison_configs(names, budget.stream, steps=budget.steps)
+    main_job = comparison_configs(names, "default")  # what clviz main builds (steps=None)
+    assert [c.digest() for c in notebook] == [c.digest() for c in main_job]
