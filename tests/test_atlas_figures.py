@@ -70,3 +70,16 @@ def test_protocol_tables_and_bars():
     assert "| multi-first | both | 55.0 |" in downstream_table(results)
     assert isinstance(atlas_figures.protocol_bars(results), go.Figure)
     assert isinstance(atlas_figures.downstream_bars(results), go.Figure)
+
+
+def test_alpha_figures_have_no_fixed_width():
+    results = {"multi-first": protocol_result("multi-first", 10.0)}
+    for fig in (
+        atlas_figures.alpha_heatmap(RECORD),
+        atlas_figures.alpha_site_grid(RECORD),
+        atlas_figures.experience_share_bars(RECORD),
+        atlas_figures.protocol_bars(results),
+        atlas_figures.downstream_bars(results),
+    ):
+        assert fig.layout.width is None
+        assert fig.layout.title.text  # every figure says what it shows

@@ -131,6 +131,27 @@ def test_drift_figures(records, dmap):
     assert heat.data[0].z.shape == (10, len(checkpoints))  # 5 image + 5 text layers
     with pytest.raises(IndexError, match="out of range"):
         drift_figures.umap_frame(dmap, "finetune", len(checkpoints))
+    frame = drift_figures.umap_frame(dmap, "finetune", 1)
+    for f in (anim, fig, heat, frame):
+        assert f.layout.width is None and f.layout.autosize is True  # fills the cell
+
+
+def test_umap_animation_controls_do_not_overlap(records, dmap):
+    anim = drift_figures.umap_animation(dmap, "finetune")
+    (menu,), (slider,) = anim.layout.updatemenus, anim.layout.sliders
+    labels = [b.label for b in menu.buttons]
+    assert any("play" in t for t in labels) and any("pause" in t for t in labels)
+    # the buttons end (right edge, in the left margin) where the slider begins
+    assert menu.xanchor == "right" and slider.xanchor == "left" and menu.x <= slider.x
+    assert menu.pad.r > 0 and anim.layout.margin.l >= 100  # the margin holds the buttons
+    # both hang below the plot, below the x axis's labels; the buttons level with the rail,
+    # under the slider's current-value label
+    assert menu.y == slider.y == 0 and menu.yanchor == slider.yanchor == "top"
+    assert slider.pad.t >= 50 and menu.pad.t > slider.pad.t
+    assert anim.layout.margin.b >= menu.pad.t + 25 * len(menu.buttons)
+    assert slider.currentvalue.prefix == "checkpoint " and slider.currentvalue.xanchor == "left"
+    first = records["finetune"].checkpoints[0]
+    assert slider.steps[0].label == f"0: {first}"
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])

@@ -64,3 +64,103 @@ def test_metric_bars_group_by_metric():
     fig = metric_bars({"x": RESULTS}, ("transfer", "last"))
     assert list(fig.data[0].x) == ["Transfer", "Last"]
     assert list(fig.data[0].y) == pytest.approx([26.25, 68.333], abs=1e-3)
+
+
+NINE = {f"method {i}": RESULTS for i in range(9)}
+
+
+def test_no_figure_module_sets_a_fixed_width():
+    """Layout widths (hundreds of pixels) cut wide figures off in a narrow notebook column."""
+    import re
+    from pathlib import Path
+
+    import clviz.figures
+
+    for source in Path(clviz.figures.__file__).parent.glob("*.py"):
+        assert not re.search(r"\bwidth=(\d{3,}|max\()", source.read_text()), source.name
+
+
+def test_accuracy_heatmaps_fill_the_container_in_a_three_by_three_grid():
+    from clviz.figures import accuracy_heatmap, accuracy_heatmaps
+
+    grid = accuracy_heatmaps(NINE)  # notebook 08: nine methods
+    assert len(grid.data) == 9
+    assert grid.layout.width is None and grid.layout.autosize is True
+    assert grid.layout.xaxis4.domain == grid.layout.xaxis.domain  # 3 per row: 4 starts row 2
+    assert grid.layout.xaxis9 is not None and "xaxis10" not in grid.layout
+    one = accuracy_heatmap(RESULTS)
+    assert one.layout.width is None and one.layout.autosize is True
+
+
+def test_task_curve_stars_share_their_lines_colour_and_are_explained():
+    from clviz.figures import task_curve_comparison, task_curves
+
+    fig = task_curves(RESULTS)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    stars = [t for t in fig.data if t.mode == "markers"]
+    assert len(lines) == len(stars) == 3
+    for line, star in zip(lines, stars, strict=True):
+        assert star.marker.symbol == "star"
+        assert line.line.color is not None and star.marker.color == line.line.color
+        assert star.legendgroup == line.legendgroup  # hiding a task hides its star too
+    assert len({line.line.color for line in lines}) == 3
+    assert "★" in fig.layout.title.text and "learned" in fig.layout.title.text  # the key
+    assert fig.layout.width is None
+    assert task_curve_comparison({"x": RESULTS}, "b").layout.width is None
+
+
+def test_metric_bars_title_says_which_metrics():
+    from clviz.figures import metric_bars
+
+    first = metric_bars({"x": RESULTS})
+    second = metric_bars({"x": RESULTS}, metrics=("bwt", "forgetting"))  # notebook 08, twice
+    assert first.layout.title.text != second.layout.title.text
+    assert "Transfer" in first.layout.title.text and "BWT" in second.layout.title.text
+    assert metric_bars({"x": RESULTS}, title="mine").layout.title.text == "mine"
+    assert first.layout.width is None
+
+
+def test_accuracy_row_title_fits_counts_from_one_and_ticks_are_black():
+    from clviz.figures.forgetting import accuracy_row
+
+    result = RunResult("demo", ["a", "b", "c"], RESULTS.matrix, zero_shot=[10.0, 20.0, 30.0])
+    fig = accuracy_row(result, 1)
+    title = fig.layout.title.text
+    assert "after task 2 (b)" in title  # 1-based, like the explorer's slider
+    assert all(len(line) <= 110 for line in title.replace("</sup>", "").split("<br>"))
+    assert fig.layout.margin.t >= 90  # room for the two-line title
+    assert fig.layout.width is None and fig.layout.autosize is True
+    ticks = fig.data[1]
+    assert ticks.name == "zero-shot" and ticks.marker.symbol.endswith("-open")
+    # an open symbol is stroked in marker.color, so that is what must be black
+    assert ticks.marker.color == "black" and "black ticks: zero-shot" in title
+
+
+def test_explorer_slider_counts_tasks_from_one(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from clviz import widgets
+
+    seen = []
+
+    def fake_panels(results, dmap, method, index):
+        seen.append(index)
+        return {}
+
+    monkeypatch.setattr(widgets, "panels", fake_panels)
+    box = widgets.explorer({"demo": RESULTS}, dmap=None)
+    _, slider, label = box.children[0].children
+    assert (slider.min, slider.max, slider.value) == (1, 3, 3)
+    assert seen == [2] and label.value == "c"  # slider 3 = after the third task = index 2
+    slider.value = 1
+    assert seen[-1] == 0 and label.value == "a"
+    assert widgets.task_slider(5).min == 1
+
+
+def test_small_figures_have_no_fixed_width():
+    tasks = get_stream("extra", train_per_class=2)
+    for fig in (
+        task_gallery(tasks),
+        zeroshot_bars({"a": 50.0}, {"a": 10.0}),
+        layer_curve({"x": [1, 2]}, ["0", "1"], "t", "acc"),
+    ):
+        assert fig.layout.width is None

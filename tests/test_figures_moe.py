@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -99,3 +101,37 @@ def test_ddas_routes_add_up_by_hand():
     assert all(sum(r.values()) == pytest.approx(100.0) for r in routes.values())
     fig = ddas_mechanisms({"per sample": report, "per batch": report})
     assert len(fig.data) == 8 and fig.layout.barmode == "stack"
+
+
+def test_selection_heatmaps_keep_colour_bar_legend_and_ticks_apart():
+    experts = 16
+    selections = [{n: list(range(experts)) for n in LAYERS} for _ in range(5)]
+    frozen = [{n: [] for n in LAYERS}] + [{n: [0, 1] for n in LAYERS}] * 4
+    fig = expert_selection_heatmaps(selections, frozen, list("abcde"))
+    assert fig.layout.width is None and fig.layout.autosize is True
+    axes = [fig.layout[f"xaxis{i if i > 1 else ''}"] for i in range(1, 6)]
+    assert all(ax.title.text == "expert" for ax in axes)
+    assert all(len(ax.tickvals) <= 4 and ax.tickvals[0] == 0 for ax in axes)
+    gaps = [b.domain[0] - a.domain[1] for a, b in itertools.pairwise(axes)]
+    assert min(gaps) >= 0.03  # room between neighbouring panels' tick labels
+    # the colour bar right of the last panel, the legend below the panels: no overlap
+    bars = [t for t in fig.data if isinstance(t, go.Heatmap) and t.showscale]
+    assert len(bars) == 1 and bars[0].colorbar.x >= 1 and bars[0].colorbar.xanchor == "left"
+    legend = fig.layout.legend
+    assert legend.orientation == "h" and legend.yref == "container" and legend.y == 0
+    assert fig.layout.margin.b >= 100
+    # the frozen marks get one legend entry, even though task b's frozen set was empty
+    marks = [t for t in fig.data if isinstance(t, go.Scatter)]
+    assert [t.showlegend for t in marks] == [True, False, False]
+
+
+def test_frozen_timeline_has_one_colour_per_task_and_integer_ticks():
+    fig = frozen_timeline(FROZEN, ["a", "b"], tower="image")
+    heat = fig.data[0]
+    assert list(heat.colorbar.tickvals) == [1, 2]
+    assert all(isinstance(v, int) for v in heat.colorbar.tickvals)
+    assert list(heat.colorbar.ticktext) == ["1: a", "2: b"]
+    assert (heat.zmin, heat.zmax) == (0.5, 2.5)  # each whole task number mid-band
+    colours = [c for _, c in heat.colorscale]
+    assert len(set(colours)) == 2 and colours[0] == colours[1] and colours[2] == colours[3]
+    assert fig.layout.xaxis.title.text == "expert" and fig.layout.width is None

@@ -61,3 +61,23 @@ def test_ablation_table_and_bars():
     bars = mf.ablation_bars(variants)
     assert [t.name for t in bars.data] == ["Transfer", "Avg", "Last"]
     assert list(bars.data[0].x) == ["all stages", "without 4"]
+
+
+def test_figures_fill_the_container():
+    """No fixed widths: a 1000-pixel figure is cut off in a narrow notebook column."""
+    rel = Relations([0.2, 0.5, 0.3], [0.1, 0.8, 0.1], 0.8)
+    moment = Moment([[1.0, 0.0], [0.0, 1.0]], {"student": rel})
+    walk = Walk(
+        "t", ["x", "y"], 1, torch.zeros(2, 8, 8), moment, moment, [0.5], task_record("t", 0.5),
+        TaskStats(),
+    )  # fmt: skip
+    figures = (
+        mf.teacher_weights(result()),
+        mf.alignment_and_gap(result()),
+        mf.prototype_similarity(walk),
+        mf.relations(walk),
+        mf.weight_histogram([0.2, 0.5]),
+        mf.ablation_bars({"all stages": result()}),
+    )
+    for fig in figures:
+        assert fig.layout.width is None and fig.layout.autosize is True

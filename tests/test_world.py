@@ -148,3 +148,25 @@ def test_world_splits_are_drawn_once_and_read_back_from_disk(tmp_path, monkeypat
         cached_split(domain, "test", 2, 6, 16)[0], draw_split(domain, "test", 2, 6, 16)[0]
     )
     assert len(list(files[0].parent.glob("*.pt"))) == 1  # nothing written with the cache off
+
+
+def test_pair_task_captions_use_the_right_article_and_number():
+    import re
+
+    from clviz.world.multimodal import is_plural, with_article
+
+    assert with_article("orange triangle") == "an orange triangle"
+    assert with_article("eight") == "an eight" and with_article("one") == "a one"
+    assert with_article("banana") == "a banana" and with_article("grapes") == "grapes"
+    assert not is_plural("bus") and not is_plural("cross") and not is_plural("slice of pizza")
+    texts = [
+        text
+        for family in ("matching", "entailment", "topics", "howmany")
+        for text in make_pair_task(family).train_texts
+    ]
+    orange = [t for t in texts if t.startswith(("a orange", "an orange"))]
+    assert orange and all(t.startswith("an orange") for t in orange)
+    assert not [t for t in texts if re.search(r"\ba [aeiou]", t) and "a one" not in t]
+    assert not [t for t in texts if re.search(r"\ban? (grapes|cherries|stripes|dots)\b", t)]
+    assert any(t.startswith("i saw grapes") or " grapes " in t for t in texts)
+    assert not [t for t in texts if "there are one " in t or "there is two" in t]

@@ -128,7 +128,10 @@ def experience_share_bars(record: AlphaRecord, title: str | None = None) -> go.F
     return fig
 
 
-def protocol_bars(results: dict[str, ProtocolResult]) -> go.Figure:
+def protocol_bars(
+    results: dict[str, ProtocolResult],
+    title: str = "ATLAS protocol: upstream forgetting and downstream transfer, per order",
+) -> go.Figure:
     """Left: mean upstream forgetting, ATLAS vs continual fine-tuning, per order. Right:
     downstream low-shot transfer (accuracy minus a fresh adapter's) per ablation and order."""
     fig = make_subplots(
@@ -156,11 +159,14 @@ def protocol_bars(results: dict[str, ProtocolResult]) -> go.Figure:
             1,
             2,
         )
-    fig.update_layout(barmode="group", height=400, title="ATLAS protocol")
+    fig.update_layout(barmode="group", height=400, title=title, autosize=True)
     return fig
 
 
-def downstream_bars(results: dict[str, ProtocolResult]) -> go.Figure:
+def downstream_bars(
+    results: dict[str, ProtocolResult],
+    title: str = "Downstream low-shot accuracy per task and learner (one panel per order)",
+) -> go.Figure:
     """Downstream low-shot accuracy per task, ablation and fresh adapter, one panel per order."""
     orders = list(results)
     fig = make_subplots(rows=1, cols=len(orders), subplot_titles=orders, shared_yaxes=True)
@@ -179,5 +185,11 @@ def downstream_bars(results: dict[str, ProtocolResult]) -> go.Figure:
                 1,
                 c,
             )
-    fig.update_layout(barmode="group", height=400, yaxis_title="low-shot accuracy (%)")
+    fig.update_layout(
+        barmode="group",
+        height=400,
+        title=title,
+        yaxis_title="low-shot accuracy (%)",
+        autosize=True,
+    )
     return fig

@@ -91,13 +91,23 @@ def umap_frame(dmap: DriftMap, run: str, index: int) -> go.Figure:
         xaxis=dict(range=xr, title="UMAP 1"),
         yaxis=dict(range=yr, title="UMAP 2"),
         height=520,
-        width=760,
+        autosize=True,
     )
     return fig
 
 
+#: Pixels below the plot area where the animation controls start (clear of the x-axis tick
+#: labels and title), and the bottom margin that holds them.
+CONTROLS_TOP = 60
+CONTROLS_MARGIN = 180
+
+
 def umap_animation(dmap: DriftMap, run: str) -> go.Figure:
-    """The probe's map over the whole stream, with a slider and a play button."""
+    """The probe's map over the whole stream, with a slider and play / pause buttons.
+
+    The buttons sit in the left margin, right-aligned to where the slider starts (x = 0), on the
+    height of the slider's rail; the slider's current-value label ("checkpoint k: task") sits
+    above the rail, left-aligned: nothing overlaps at any width."""
     labels = dmap.records[run].checkpoints
     fig = umap_frame(dmap, run, 0)
     fig.frames = [
@@ -113,23 +123,48 @@ def umap_animation(dmap: DriftMap, run: str) -> go.Figure:
     ]
     fig.update_layout(
         title=f"{run}: how the probe's features move, task after task",
-        sliders=[dict(steps=steps, currentvalue=dict(prefix="after: "), pad=dict(t=40))],
+        sliders=[
+            dict(
+                steps=steps,
+                active=0,
+                x=0,
+                xanchor="left",
+                len=1.0,
+                y=0,
+                yanchor="top",
+                pad=dict(t=CONTROLS_TOP, b=10),
+                currentvalue=dict(
+                    prefix="checkpoint ", xanchor="left", offset=12, font=dict(size=14)
+                ),
+            )
+        ],
         updatemenus=[
             dict(
                 type="buttons",
+                direction="down",
+                showactive=False,
                 x=0,
-                y=-0.12,
-                xanchor="left",
+                xanchor="right",
+                y=0,
+                yanchor="top",
+                # level with the slider's rail, below its current-value label
+                pad=dict(t=CONTROLS_TOP + 35, r=12),
                 buttons=[
                     dict(
-                        label="play",
+                        label="▶ play",
                         method="animate",
                         args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)],
-                    )
+                    ),
+                    dict(
+                        label="❚❚ pause",
+                        method="animate",
+                        args=[[None], dict(mode="immediate", frame=dict(duration=0))],
+                    ),
                 ],
             )
         ],
-        height=600,
+        height=520 + CONTROLS_MARGIN,
+        margin=dict(l=110, b=CONTROLS_MARGIN),
     )
     return fig
 
@@ -171,7 +206,7 @@ def drift_comparison(
                 row=p // 2 + 1,
                 col=p % 2 + 1,
             )
-    fig.update_layout(title="Representation drift over the stream", height=640, width=1000)
+    fig.update_layout(title="Representation drift over the stream", height=640, autosize=True)
     return fig
 
 
@@ -202,6 +237,6 @@ def cka_layers(curves: Mapping[str, Any], checkpoints: Sequence[str], title: str
         title=title or "Linear CKA vs the initial backbone, per layer",
         yaxis=dict(autorange="reversed"),
         height=120 + 28 * len(names),
-        width=820,
+        autosize=True,
     )
     return fig

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from clviz.core.result import RunResult
@@ -20,6 +21,9 @@ METRIC_LABELS = {
     "bwt": "BWT",
     "forgetting": "forgetting",
 }
+
+#: One colour per line, cycled; a line and its markers share one colour.
+PALETTE = qualitative.Plotly + qualitative.D3
 
 
 def _heatmap(matrix: np.ndarray, tasks: Sequence[str], showscale: bool) -> go.Heatmap:
@@ -47,13 +51,19 @@ def accuracy_heatmap(result: RunResult, title: str | None = None) -> go.Figure:
         xaxis_title="evaluated on",
         yaxis=dict(autorange="reversed"),
         height=480,
-        width=640,
+        autosize=True,
     )
     return fig
 
 
-def accuracy_heatmaps(results_by_method: Mapping[str, RunResult], max_cols: int = 4) -> go.Figure:
-    """Accuracy matrices of several methods side by side (``max_cols`` per row), one scale."""
+def accuracy_heatmaps(
+    results_by_method: Mapping[str, RunResult],
+    max_cols: int = 3,
+    title: str = "Accuracy matrices",
+) -> go.Figure:
+    """Accuracy matrices of several methods side by side (``max_cols`` per row), one scale.
+
+    The figure has no fixed width: it fills the notebook cell or report it is shown in."""
     names = list(results_by_method)
     cols = min(len(names), max_cols)
     rows = -(-len(names) // cols)
@@ -75,42 +85,63 @@ def accuracy_heatmaps(results_by_method: Mapping[str, RunResult], max_cols: int 
         fig.update_yaxes(autorange="reversed", showticklabels=col == 1, row=row, col=col)
         fig.update_xaxes(showticklabels=row == rows, row=row, col=col)
     fig.update_layout(
-        title="Accuracy matrices (row t: after training task t; above the diagonal: "
-        "tasks not learned yet)",
-        height=120 + 340 * rows,
-        width=max(520, 330 * cols),
+        title=f"{title}<br><sup>row t: after training task t; above the diagonal: "
+        "tasks not learned yet</sup>",
+        height=140 + 340 * rows,
+        autosize=True,
+        margin=dict(t=110),
     )
     return fig
 
 
+STAR_KEY = "★ on a line: that task's accuracy right after it was learned"
+
+
 def task_curves(result: RunResult, title: str | None = None) -> go.Figure:
-    """Each task's accuracy after every step of the stream; a marker where it was learned."""
+    """Each task's accuracy after every step of the stream; a star, in the line's colour,
+    where the task was learned (the subtitle says so)."""
     matrix = np.asarray(result.matrix)
     tasks = result.tasks
     x = list(range(1, len(tasks) + 1))
     fig = go.Figure()
     for d, name in enumerate(tasks):
-        fig.add_trace(go.Scatter(x=x, y=matrix[:, d], mode="lines", name=name, legendgroup=name))
+        colour = PALETTE[d % len(PALETTE)]
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=matrix[:, d],
+                mode="lines",
+                name=name,
+                legendgroup=name,
+                line=dict(color=colour),
+            )
+        )
         fig.add_trace(
             go.Scatter(
                 x=[d + 1],
                 y=[matrix[d, d]],
                 mode="markers",
+                name=f"{name} learned here",
                 legendgroup=name,
-                marker=dict(size=10, symbol="star"),
+                marker=dict(
+                    size=13, symbol="star", color=colour, line=dict(width=1, color="white")
+                ),
                 showlegend=False,
                 hovertemplate=f"{name} learned here: %{{y:.1f}}%<extra></extra>",
             )
         )
     fig.update_layout(
-        title=title or f"Accuracy of every task across the stream ({result.method})",
+        title=f"{title or f'Accuracy of every task across the stream ({result.method})'}"
+        f"<br><sup>{STAR_KEY}</sup>",
         xaxis=dict(
             title="tasks learned so far",
             tickvals=x,
             ticktext=[f"{i}: {t}" for i, t in zip(x, tasks, strict=True)],
         ),
         yaxis=dict(title="accuracy (%)", range=[0, 100]),
-        height=440,
+        height=460,
+        autosize=True,
+        margin=dict(t=90),
     )
     return fig
 
@@ -139,6 +170,7 @@ def task_curve_comparison(results_by_method: Mapping[str, RunResult], task: str)
         ),
         yaxis=dict(title="accuracy (%)", range=[0, 100]),
         height=400,
+        autosize=True,
     )
     return fig
 
@@ -163,25 +195,38 @@ def grouped_bars(
                 textposition="outside",
             )
         )
-    fig.update_layout(barmode="group", title=title, yaxis_title=ytitle, height=420)
+    fig.update_layout(barmode="group", title=title, yaxis_title=ytitle, height=420, autosize=True)
     return fig
 
 
 def metric_bars(
     results_by_method: Mapping[str, RunResult],
     metrics: Sequence[str] = ("transfer", "avg", "last"),
+    title: str | None = None,
 ) -> go.Figure:
-    """Grouped bars of the chosen metrics, one group per metric, one bar per method."""
+    """Grouped bars of the chosen metrics, one group per metric, one bar per method.
+
+    The default title names the metrics shown, so two calls with different metrics (as in
+    the method comparison) do not share one title."""
+    labels = [METRIC_LABELS[m] for m in metrics]
+    if title is None:
+        title = f"Continual-learning metrics: {', '.join(labels)} (percent, per method)"
     return grouped_bars(
-        [METRIC_LABELS[m] for m in metrics],
+        labels,
         {name: [getattr(r.metrics, m) for m in metrics] for name, r in results_by_method.items()},
-        "Continual-learning metrics (percent)",
+        title,
     )
 
 
+ROW_KEY = (
+    "red: just learned · blue: learned before · grey: not learned yet · black ticks: zero-shot"
+)
+
+
 def accuracy_row(result: RunResult, index: int) -> go.Figure:
-    """Accuracy on every task after learning task ``index`` (one row of the matrix), next to
-    the untouched backbone's zero-shot accuracy: what is learned, kept, forgotten or lost."""
+    """Accuracy on every task after learning task ``index`` (0-based; one row of the matrix),
+    next to the untouched backbone's zero-shot accuracy: what is learned, kept, forgotten or
+    lost. The title numbers tasks from 1, as the explorer's slider does."""
     matrix = np.asarray(result.matrix)
     tasks = result.tasks
     if not 0 <= index < len(matrix):
@@ -209,16 +254,20 @@ def accuracy_row(result: RunResult, index: int) -> go.Figure:
             x=tasks,
             y=result.zero_shot,
             mode="markers",
-            marker=dict(symbol="line-ew-open", size=28, line=dict(width=3, color="black")),
+            # an open symbol is stroked in the marker colour: black, as the key says
+            marker=dict(
+                symbol="line-ew-open", size=28, color="black", line=dict(width=3, color="black")
+            ),
             name="zero-shot",
             hovertemplate="%{x}: zero-shot %{y:.1f}%<extra></extra>",
         )
     )
     fig.update_layout(
-        title=f"{result.method}: accuracy after learning {tasks[index]} "
-        f"(red: just learned, blue: learned before, grey: not learned yet)",
+        title=f"{result.method}: accuracy after task {index + 1} ({tasks[index]})<br><sup>"
+        f"{ROW_KEY}</sup>",
         yaxis=dict(title="accuracy (%)", range=[0, 105]),
-        height=400,
-        width=760,
+        height=430,
+        autosize=True,
+        margin=dict(t=100),
     )
     return fig

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 Counts = Sequence[Mapping[str, Sequence[int]]]
@@ -36,19 +37,35 @@ def selection_frequency(counts: Mapping[str, Sequence[int]], layers: Sequence[st
     return m / np.maximum(m.sum(axis=1, keepdims=True), 1)
 
 
+def expert_ticks(n_experts: int, most: int = 4) -> list[int]:
+    """At most ``most`` evenly spaced expert indices to label on an axis (always expert 0), so
+    the tick labels of neighbouring panels do not run together."""
+    step = max(1, -(-n_experts // most))
+    return list(range(0, n_experts, step))
+
+
+def _panel_spacing(cols: int) -> float:
+    return min(0.05, 0.3 / max(cols - 1, 1))
+
+
 def expert_selection_heatmaps(
     selections: Counts, frozen_history: Counts, task_names: Sequence[str], tower: str = "image"
 ) -> go.Figure:
     """One heatmap per task: how often each expert of each layer was selected while the task
-    trained; a white x marks experts that were already frozen when the task began."""
+    trained; a white x marks experts that were already frozen when the task began.
+
+    Every panel's x axis is titled "expert" with a few ticks; the colour bar sits on the right
+    of the last panel and the legend (the x marks) below the panels, so they never overlap."""
     layers = tower_layers(list(selections[0]), tower)
+    cols = len(selections)
     fig = make_subplots(
         rows=1,
-        cols=len(selections),
+        cols=cols,
         subplot_titles=list(task_names),
         shared_yaxes=True,
-        horizontal_spacing=0.02,
+        horizontal_spacing=_panel_spacing(cols),
     )
+    legend_shown = False
     for t, counts in enumerate(selections):
         freq = selection_frequency(counts, layers)
         experts = list(range(freq.shape[1]))
@@ -60,10 +77,24 @@ def expert_selection_heatmaps(
                 zmin=0,
                 zmax=max(0.5, float(freq.max())),
                 colorscale="Blues",
-                showscale=t == len(selections) - 1,
-                colorbar=dict(title="share"),
+                showscale=t == cols - 1,
+                colorbar=dict(
+                    title=dict(text="share of selections", side="right"),
+                    x=1.02,
+                    xanchor="left",
+                    thickness=14,
+                    tickformat=".0%",
+                ),
                 hovertemplate="%{y}, expert %{x}: %{z:.0%}<extra></extra>",
             ),
+            row=1,
+            col=t + 1,
+        )
+        fig.update_xaxes(
+            title_text="expert",
+            tickmode="array",
+            tickvals=expert_ticks(len(experts)),
+            tickangle=0,
             row=1,
             col=t + 1,
         )
@@ -75,8 +106,9 @@ def expert_selection_heatmaps(
                     x=list(xs),
                     y=list(ys),
                     mode="markers",
-                    showlegend=t == 1,
-                    name="frozen before this task",
+                    showlegend=not legend_shown,
+                    legendgroup="frozen",
+                    name="x: frozen before this task",
                     marker=dict(
                         symbol="x", color="white", size=7, line=dict(width=1, color="black")
                     ),
@@ -84,18 +116,37 @@ def expert_selection_heatmaps(
                 row=1,
                 col=t + 1,
             )
+            legend_shown = True
     fig.update_layout(
         title=f"Expert selection per task ({tower} tower)",
-        height=330,
-        width=max(600, 190 * len(selections)),
+        height=400,
+        autosize=True,
+        margin=dict(t=90, b=110),
+        legend=dict(orientation="h", x=0, xanchor="left", y=0, yanchor="bottom", yref="container"),
     )
     return fig
+
+
+def _task_colours(n: int) -> list[str]:
+    palette = qualitative.Plotly + qualitative.D3
+    return [palette[i % len(palette)] for i in range(n)]
+
+
+def discrete_colorscale(colours: Sequence[str]) -> list[list]:
+    """A colour scale of equal, hard-edged bands, one per colour: with ``zmin`` 0.5 and
+    ``zmax`` n + 0.5 the whole number k gets ``colours[k - 1]`` and nothing in between."""
+    n = len(colours)
+    scale: list[list] = []
+    for k, c in enumerate(colours):
+        scale += [[k / n, c], [(k + 1) / n, c]]
+    return scale
 
 
 def frozen_timeline(
     frozen_history: Counts, task_names: Sequence[str], tower: str = "image"
 ) -> go.Figure:
-    """When each expert joined the frozen set: layer x expert, coloured by the task."""
+    """When each expert joined the frozen set: layer x expert, one colour per task (a discrete
+    scale, its ticks the whole task numbers and names)."""
     layers = tower_layers(list(frozen_history[0]), tower)
     n_experts = 1 + max((e for h in frozen_history for n in layers for e in h[n]), default=0)
     when = np.full((len(layers), n_experts), np.nan)
@@ -104,23 +155,32 @@ def frozen_timeline(
             for e in frozen_history[t][n]:
                 when[i, e] = t + 1
     text = [[task_names[int(v) - 1] if not np.isnan(v) else "" for v in row] for row in when]
+    n_tasks = len(task_names)
     fig = go.Figure(
         go.Heatmap(
             z=when,
             x=list(range(n_experts)),
             y=[_short(n) for n in layers],
             text=text,
-            colorscale="Viridis",
-            zmin=1,
-            zmax=len(task_names),
-            colorbar=dict(title="frozen after task"),
+            colorscale=discrete_colorscale(_task_colours(n_tasks)),
+            zmin=0.5,
+            zmax=n_tasks + 0.5,
+            xgap=1,
+            ygap=1,
+            colorbar=dict(
+                title=dict(text="frozen after task", side="right"),
+                tickmode="array",
+                tickvals=list(range(1, n_tasks + 1)),
+                ticktext=[f"{k}: {name}" for k, name in enumerate(task_names, start=1)],
+            ),
             hovertemplate="%{y}, expert %{x}: frozen after %{text}<extra></extra>",
         )
     )
     fig.update_layout(
         title=f"The frozen set grows ({tower} tower; blank: still trainable)",
-        xaxis_title="expert",
-        height=320,
+        xaxis=dict(title="expert", tickmode="array", tickvals=expert_ticks(n_experts, most=8)),
+        height=max(320, 140 + 24 * n_tasks),
+        autosize=True,
     )
     return fig
 

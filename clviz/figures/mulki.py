@@ -78,7 +78,7 @@ def teacher_weights(result: RunResult) -> go.Figure:
     )
     fig.update_yaxes(title_text="weight of the pretrained teacher", row=1, col=1)
     fig.update_yaxes(range=[0, 1], title_text="weight of the pretrained teacher", row=1, col=2)
-    fig.update_layout(title="Stage 3: per-sample teacher weights", height=430, width=1000)
+    fig.update_layout(title="Stage 3: per-sample teacher weights", height=430, autosize=True)
     return fig
 
 
@@ -118,7 +118,7 @@ def alignment_and_gap(result: RunResult) -> go.Figure:
             row=1,
             col=2,
         )
-    fig.update_layout(title="Stage 1 across the stream", height=430, width=1000)
+    fig.update_layout(title="Stage 1 across the stream", height=430, autosize=True)
     return fig
 
 
@@ -144,7 +144,7 @@ def prototype_similarity(walk: Walk) -> go.Figure:
             col=i,
         )
         fig.update_yaxes(autorange="reversed", showticklabels=i == 1, row=1, col=i)
-    fig.update_layout(title=f"Prototype-to-text cosine on {walk.task}", height=430, width=900)
+    fig.update_layout(title=f"Prototype-to-text cosine on {walk.task}", height=430, autosize=True)
     return fig
 
 
@@ -177,7 +177,7 @@ def relations(walk: Walk, when: str = "after") -> go.Figure:
         barmode="group",
         title=f"Stage 2: one {walk.task} image (true class: {true}), {when} training",
         height=420,
-        width=1000,
+        autosize=True,
     )
     return fig
 
@@ -191,7 +191,7 @@ def weight_histogram(weights: Sequence[float], title: str = "") -> go.Figure:
         yaxis_title="samples",
         xaxis_range=[0, 1],
         height=380,
-        width=700,
+        autosize=True,
     )
     return fig
 

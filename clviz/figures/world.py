@@ -49,7 +49,7 @@ def task_gallery(tasks: Sequence[Task], upscale: int = 2) -> go.Figure:
         fig.update_yaxes(visible=False, row=r, col=1)
     fig.update_layout(
         height=185 * len(tasks) + 60,
-        width=900,
+        autosize=True,
         margin=dict(l=10, r=10, t=40, b=10),
         title="The task stream: one example of every class",
     )

@@ -49,6 +49,27 @@ def _shapes_scene(
     return R.add_noise(R.downsample(img, size), rng, 5)
 
 
+#: Words spelt with a vowel that start with a consonant sound ("a one", "a unicorn").
+_CONSONANT_SOUNDS = ("one", "once", "uni", "use", "usu", "eu")
+
+
+def is_plural(noun: str) -> bool:
+    """Whether a noun phrase of the world is plural ("grapes", "stripes"; not "bus", "cross",
+    "slice of pizza"): its head word (before " of ", else the last word) ends in a plural s."""
+    head = noun.split(" of ")[0].split()[-1]
+    return head.endswith("s") and not head.endswith(("ss", "us"))
+
+
+def with_article(noun: str) -> str:
+    """``noun`` with its indefinite article: "an orange triangle", "a banana", "an eight", "a
+    one"; no article before a plural ("grapes")."""
+    if is_plural(noun):
+        return noun
+    word = noun.lower()
+    vowel = word[:1] in "aeiou" and not word.startswith(_CONSONANT_SOUNDS)
+    return f"{'an' if vowel else 'a'} {noun}"
+
+
 def _other(rng: np.random.Generator, options: tuple[str, ...], not_this: str) -> str:
     rest = [o for o in options if o != not_this]
     return rest[rng.integers(len(rest))]
@@ -66,7 +87,7 @@ def _matching_example(rng: np.random.Generator, size: int, label: int):
             said_shape = _other(rng, R.SHAPES, shape)
         else:
             said_color = _other(rng, tuple(R.COLORS), color)
-    return img, f"a {said_color} {said_shape}."
+    return img, f"{with_article(f'{said_color} {said_shape}')}."
 
 
 VQA_QUESTIONS = {
@@ -104,20 +125,22 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "letter": tuple(f"letter {c.lower()}" for c in "ABCDEFGHJK"),
     "pattern": R.TEXTURES,
 }
-_SENTENCES = (
-    "i saw a {} yesterday.",
-    "there is a {} next to the house.",
-    "my friend talked about a {}.",
-    "the book mentions a {} on every page.",
-    "we were looking for a {}.",
-    "can you find the {}?",
+_SENTENCES = (  # {a}: the word with its article (none for a plural), {be}: "is" or "are"
+    "i saw {a} yesterday.",
+    "there {be} {a} next to the house.",
+    "my friend talked about {a}.",
+    "the book mentions {a} on every page.",
+    "we were looking for {a}.",
+    "can you find the {word}?",
 )
 
 
 def _topic_example(rng: np.random.Generator, size: int, label: int):
     words = TOPICS[tuple(TOPICS)[label]]
     template = _SENTENCES[rng.integers(len(_SENTENCES))]
-    return None, template.format(words[rng.integers(len(words))])
+    word = words[rng.integers(len(words))]
+    be = "are" if is_plural(word) else "is"
+    return None, template.format(a=with_article(word), be=be, word=word)
 
 
 ENTAILMENT_LABELS = ("contradiction", "neutral", "entailment")
@@ -140,13 +163,13 @@ def _entailment_example(rng: np.random.Generator, size: int, label: int):
             clause = " " + _UNVERIFIABLE[rng.integers(len(_UNVERIFIABLE))]
     elif label == 1:  # neutral: true, plus something the image cannot show
         clause = " " + _UNVERIFIABLE[rng.integers(len(_UNVERIFIABLE))]
-    return img, f"a {said_color} {said_shape}{clause}."
+    return img, f"{with_article(f'{said_color} {said_shape}')}{clause}."
 
 
 _COUNT_SENTENCES = (
-    "there are {} {} on the table.",
-    "i counted {} {} in the picture.",
-    "she drew {} {} on the wall.",
+    "there {be} {n} {noun} on the table.",
+    "i counted {n} {noun} in the picture.",
+    "she drew {n} {noun} on the wall.",
 )
 
 
@@ -154,7 +177,8 @@ def _howmany_example(rng: np.random.Generator, size: int, label: int):
     shape = R.SHAPES[rng.integers(len(R.SHAPES))]
     noun = shape if label == 0 else shape + ("es" if shape.endswith(("s", "x")) else "s")
     template = _COUNT_SENTENCES[rng.integers(len(_COUNT_SENTENCES))]
-    return None, template.format(NUMBER_WORDS[label], noun)
+    be = "is" if label == 0 else "are"
+    return None, template.format(be=be, n=NUMBER_WORDS[label], noun=noun)
 
 
 _FAMILIES = {
