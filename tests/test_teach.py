@@ -132,3 +132,34 @@ def test_wise_ft_checker():
     assert not swapped.ok and "wrong end" in swapped.message
     off_line = check_wise_ft(lambda b, a, alpha: a + alpha)
     assert not off_line.ok and "straight line" in off_line.message
+
+
+def _result(name, matrix):
+    from clviz.core.result import RunResult
+
+    return RunResult(method=name, tasks=["a", "b", "c"], matrix=matrix, zero_shot=[50.0] * 3)
+
+
+def test_forgetting_takeaways_follow_the_numbers():
+    from clviz.teach.takeaways import forgetting_takeaways
+
+    zs = _result("zero-shot", [[50.0] * 3] * 3)
+    forgets = _result("finetune", [[90.0, 40.0, 40.0], [60.0, 90.0, 40.0], [50.0, 60.0, 90.0]])
+    lines = forgetting_takeaways({"zero-shot": zs, "finetune": forgets})
+    assert lines[0].startswith("Fine-tuning lost 10.0 points of Transfer (40.0")
+    assert lines[1].startswith("It forgot 35.0 points")  # (90-50 + 90-60) / 2
+    still = _result("finetune", [[51.0, 50.0, 50.0], [51.0, 51.0, 50.0], [51.0, 51.0, 51.0]])
+    lines = forgetting_takeaways({"zero-shot": zs, "finetune": still})
+    assert lines[0].startswith("Fine-tuning kept its Transfer") and "little" in lines[1]
+
+
+def test_versus_says_above_below_or_level():
+    from clviz.teach.takeaways import versus
+
+    up = _result("a", [[60.0, 60.0, 60.0]] * 3)
+    down = _result("b", [[60.0, 40.0, 40.0]] * 3)
+    same = _result("c", [[60.0, 59.5, 59.5]] * 3)
+    runs = {"a": up, "b": down, "c": same}
+    assert versus(runs, "a", "b") == "a's Transfer (60.0) is above b's (40.0)"
+    assert versus(runs, "b", "a").startswith("b's Transfer (40.0) is below")
+    assert "about level" in versus(runs, "a", "c")
