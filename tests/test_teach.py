@@ -163,3 +163,20 @@ def test_versus_says_above_below_or_level():
     assert versus(runs, "a", "b") == "a's Transfer (60.0) is above b's (40.0)"
     assert versus(runs, "b", "a").startswith("b's Transfer (40.0) is below")
     assert "about level" in versus(runs, "a", "c")
+
+
+def test_drift_and_comparison_takeaways_quote_the_numbers():
+    from clviz.teach.takeaways import comparison_takeaways, drift_takeaways
+
+    zs = _result("zero-shot", [[50.0] * 3] * 3)
+    ft = _result("finetune", [[90.0, 40.0, 40.0], [60.0, 90.0, 40.0], [50.0, 60.0, 90.0]])
+    moe = _result("moe-adapters", [[90.0, 50.0, 50.0], [90.0, 90.0, 50.0], [90.0, 90.0, 90.0]])
+    runs = {"zero-shot": zs, "finetune": ft, "moe-adapters": moe}
+    summary = {"cka_embedding_last": 0.9, "modality_gap_initial": 0.5, "modality_gap_last": 0.7}
+    moe_summary = {**summary, "cka_embedding_last": 0.99}
+    lines = drift_takeaways({"finetune": summary, "moe-adapters": moe_summary}, runs)
+    assert "CKA 0.900" in lines[0] and "less than fine-tuning" in lines[1]
+    lines = comparison_takeaways(runs)
+    assert lines[0].startswith("Lowest Transfer of the trained methods: finetune (40.0")
+    assert "as on MTIL" in lines[0] and "moe-adapters (50.0)" in lines[1]
+    assert "moe-adapters (+40.0 points)" in lines[2]

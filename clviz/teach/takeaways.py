@@ -82,3 +82,73 @@ def versus(results: Mapping[str, RunResult], a: str, b: str, metric: str = "tran
     if abs(x - y) < NOTICEABLE:
         return f"{a}'s {label} ({x:.1f}) is about level with {b}'s ({y:.1f})"
     return f"{a}'s {label} ({x:.1f}) is {'above' if x > y else 'below'} {b}'s ({y:.1f})"
+
+
+def drift_takeaways(
+    summaries: Mapping[str, Mapping[str, float]], results: Mapping[str, RunResult]
+) -> list[str]:
+    """Notebook 07's take-aways from each method's drift summary
+    (:func:`clviz.experiments.main_job.drift_summary`: CKA of the final image embedding and of
+    the last image block against the initial model, the modality gap before and after) and
+    from the runs' forgetting."""
+    ft = summaries["finetune"]
+    lines = []
+    moved = 1 - ft["cka_embedding_last"]
+    lines.append(
+        f"Fine-tuning moved the final image embedding to CKA {ft['cka_embedding_last']:.3f} "
+        f"against the initial model (1 = unchanged) and its modality gap from "
+        f"{ft['modality_gap_initial']:.3f} to {ft['modality_gap_last']:.3f}."
+    )
+    if "moe-adapters" in summaries:
+        moe = summaries["moe-adapters"]
+        how_much = _compare(100 * (1 - moe["cka_embedding_last"]), 100 * moved)
+        lines.append(
+            f"MoE-Adapters moved the probe's image features {how_much} "
+            f"fine-tuning (CKA {moe['cka_embedding_last']:.3f} against "
+            f"{ft['cka_embedding_last']:.3f}) and forgot "
+            f"{results['moe-adapters'].metrics.forgetting:.1f} points against fine-tuning's "
+            f"{results['finetune'].metrics.forgetting:.1f}: how far features drift and how much "
+            "is forgotten are two different questions."
+        )
+    for name in ("zscl", "mulki"):
+        if name in summaries:
+            s = summaries[name]
+            lines.append(
+                f"{name} ends at CKA {s['cka_embedding_last']:.3f} (fine-tuning "
+                f"{ft['cka_embedding_last']:.3f}) with Transfer "
+                f"{results[name].metrics.transfer:.1f} (fine-tuning "
+                f"{results['finetune'].metrics.transfer:.1f})."
+            )
+    return lines
+
+
+def comparison_takeaways(results: Mapping[str, RunResult]) -> list[str]:
+    """Notebook 08's take-aways: where this run agrees with the published MTIL shape."""
+    zs = results["zero-shot"].metrics
+    trained = {n: r.metrics for n, r in results.items() if n != "zero-shot"}
+    lines = []
+    lowest = min(trained, key=lambda n: trained[n].transfer)
+    agrees = "as on MTIL" if lowest == "finetune" else "on MTIL it is fine-tuning"
+    lines.append(
+        f"Lowest Transfer of the trained methods: {lowest} ({trained[lowest].transfer:.1f}; "
+        f"zero-shot {zs.transfer:.1f}), {agrees}."
+    )
+    closest = min(trained, key=lambda n: abs(trained[n].transfer - zs.transfer))
+    lines.append(
+        f"Closest to zero-shot's Transfer: {closest} ({trained[closest].transfer:.1f}); on MTIL "
+        "it is MoE-Adapters with DDAS and MulKI."
+    )
+    gains = {n: m.last - zs.last for n, m in trained.items()}
+    best = max(gains, key=gains.get)
+    lines.append(
+        f"The largest gain in Last over zero-shot: {best} ({gains[best]:+.1f} points); "
+        f"{sum(g > 0 for g in gains.values())} of {len(gains)} trained methods end above "
+        "zero-shot's Last."
+    )
+    above = [n for n, m in trained.items() if m.transfer > zs.transfer + NOTICEABLE]
+    if above:
+        lines.append(
+            f"Transfer above zero-shot's: {', '.join(above)}: learning one task helped a task "
+            "not learned yet (tasks of the embedded world share drawings)."
+        )
+    return lines
