@@ -24,6 +24,11 @@ def _compare(a: float, b: float) -> str:
     return "about as much as"
 
 
+def _forgot(points: float) -> str:
+    """ "forgot 2.5 points", or "forgot nothing (-0.8)" when the number is not a loss."""
+    return f"forgot {points:.1f} points" if points > 0 else f"forgot nothing ({points:+.1f})"
+
+
 def diagonal_mean(result: RunResult) -> float:
     """Mean accuracy on each task right after learning it (the matrix's diagonal)."""
     return float(np.mean(np.diag(np.asarray(result.matrix, dtype=float))))
@@ -105,10 +110,10 @@ def drift_takeaways(
         lines.append(
             f"MoE-Adapters moved the probe's image features {how_much} "
             f"fine-tuning (CKA {moe['cka_embedding_last']:.3f} against "
-            f"{ft['cka_embedding_last']:.3f}) and forgot "
-            f"{results['moe-adapters'].metrics.forgetting:.1f} points against fine-tuning's "
-            f"{results['finetune'].metrics.forgetting:.1f}: how far features drift and how much "
-            "is forgotten are two different questions."
+            f"{ft['cka_embedding_last']:.3f}) and "
+            f"{_forgot(results['moe-adapters'].metrics.forgetting)} where fine-tuning "
+            f"{_forgot(results['finetune'].metrics.forgetting)}: how far features drift and "
+            "how much is forgotten are two different questions."
         )
     for name in ("zscl", "mulki"):
         if name in summaries:
