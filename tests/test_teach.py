@@ -180,3 +180,27 @@ def test_drift_and_comparison_takeaways_quote_the_numbers():
     assert lines[0].startswith("Lowest Transfer of the trained methods: finetune (40.0")
     assert "as on MTIL" in lines[0] and "moe-adapters (50.0)" in lines[1]
     assert "moe-adapters (+40.0 points)" in lines[2]
+
+
+def test_atlas_takeaways_rank_the_ablations():
+    from types import SimpleNamespace
+
+    from clviz.experiments.atlas_protocol import DownstreamResult
+    from clviz.teach.takeaways import atlas_takeaways
+
+    upstream = {
+        "atlas": _result("atlas", [[90.0, 40.0, 40.0], [90.0, 90.0, 40.0], [90.0, 90.0, 90.0]]),
+        "finetune": _result(
+            "finetune", [[90.0, 40.0, 40.0], [60.0, 90.0, 40.0], [50.0, 60.0, 90.0]]
+        ),
+    }
+    down = DownstreamResult(
+        ["a"], ["image"], {"stage1": [52.0], "stage2": [55.0], "both": [55.5], "fresh": [50.0]}
+    )
+    lines = atlas_takeaways({"multi-first": SimpleNamespace(upstream=upstream, downstream=down)})
+    assert lines[0] == (
+        "multi-first: upstream, ATLAS forgot nothing (+0.0), "
+        "continual fine-tuning forgot 35.0 points."
+    )
+    assert lines[1].startswith("multi-first: downstream, both transfers best (+5.5")
+    assert lines[1].endswith("ahead by less than a point.")

@@ -157,3 +157,26 @@ def comparison_takeaways(results: Mapping[str, RunResult]) -> list[str]:
             "not learned yet (tasks of the embedded world share drawings)."
         )
     return lines
+
+
+def atlas_takeaways(protocol: Mapping[str, object]) -> list[str]:
+    """Notebook 05's take-aways from the ATLAS protocol's results by order
+    (:class:`~clviz.experiments.atlas_protocol.ProtocolResult`): forgetting upstream, and
+    which downstream learner did best against a fresh adapter."""
+    lines = []
+    for order, result in protocol.items():
+        atlas, ft = (result.upstream[m].metrics for m in ("atlas", "finetune"))
+        lines.append(
+            f"{order}: upstream, ATLAS {_forgot(atlas.forgetting)}, continual fine-tuning "
+            f"{_forgot(ft.forgetting)}."
+        )
+        down = result.downstream
+        ranked = sorted(("stage1", "stage2", "both"), key=down.transfer, reverse=True)
+        gap = down.transfer(ranked[0]) - down.transfer(ranked[1])
+        verdict = "clearly ahead" if gap >= NOTICEABLE else "ahead by less than a point"
+        lines.append(
+            f"{order}: downstream, {ranked[0]} transfers best ({down.transfer(ranked[0]):+.1f} "
+            f"points against a fresh adapter; {ranked[1]} {down.transfer(ranked[1]):+.1f}, "
+            f"{ranked[2]} {down.transfer(ranked[2]):+.1f}): {verdict}."
+        )
+    return lines
