@@ -204,3 +204,16 @@ def test_atlas_takeaways_rank_the_ablations():
     )
     assert lines[1].startswith("multi-first: downstream, both transfers best (+5.5")
     assert lines[1].endswith("ahead by less than a point.")
+
+
+def test_moe_takeaways_and_reuse():
+    from clviz.teach.takeaways import moe_takeaways, reuse_takeaway
+
+    zs = _result("zero-shot", [[50.0] * 3] * 3)
+    ft = _result("finetune", [[90.0, 40.0, 40.0], [60.0, 90.0, 40.0], [50.0, 60.0, 90.0]])
+    moe = _result("moe-adapters-taskid", [[90.0, 45.0, 45.0], [90.0, 90.0, 45.0], [90.0] * 3])
+    lines = moe_takeaways({"zero-shot": zs, "finetune": ft, "moe-adapters-taskid": moe})
+    assert "MoE-Adapters forgot nothing (+0.0) where fine-tuning forgot 35.0 points" in lines[0]
+    assert "Transfer 45.0 against the untouched model's 50.0 - tasks not learned" in lines[1]
+    assert reuse_takeaway([0.2, 0.4]).startswith("Later tasks sent on average 30 %")
+    assert reuse_takeaway([]).startswith("One task only")

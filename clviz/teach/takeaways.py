@@ -180,3 +180,34 @@ def atlas_takeaways(protocol: Mapping[str, object]) -> list[str]:
             f"{ranked[2]} {down.transfer(ranked[2]):+.1f}): {verdict}."
         )
     return lines
+
+
+def moe_takeaways(results: Mapping[str, RunResult]) -> list[str]:
+    """Notebook 03's take-aways: what MoE-Adapters (told the task id) keep below the diagonal
+    and lose above it, against fine-tuning and the untouched model."""
+    zs, ft = results["zero-shot"].metrics, results["finetune"].metrics
+    moe = results["moe-adapters-taskid"].metrics
+    return [
+        f"Below the diagonal: MoE-Adapters {_forgot(moe.forgetting)} where fine-tuning "
+        f"{_forgot(ft.forgetting)}; frozen experts and per-task routers hold what was learned.",
+        f"Above it: Transfer {moe.transfer:.1f} against the untouched model's {zs.transfer:.1f}"
+        + (
+            " - tasks not learned yet go through the newest router, trained for another "
+            "domain. That is what DDAS addresses (notebook 04)."
+            if moe.transfer < zs.transfer - NOTICEABLE
+            else "; in this run the newest router did not hurt the tasks not learned yet."
+        ),
+    ]
+
+
+def reuse_takeaway(shares: list[float]) -> str:
+    """Notebook 03's sentence on activate-freeze from :func:`clviz.figures.moe.frozen_reuse`
+    (each later task's share of router choices that went to experts frozen earlier)."""
+    if not shares:
+        return "One task only: no expert was frozen before it."
+    mean = 100 * sum(shares) / len(shares)
+    return (
+        f"Later tasks sent on average {mean:.0f} % of their router choices to experts frozen by "
+        f"earlier tasks (from {100 * min(shares):.0f} % to {100 * max(shares):.0f} %): that "
+        "is the knowledge they reuse; the rest went to experts still free to learn."
+    )
