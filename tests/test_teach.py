@@ -217,3 +217,45 @@ def test_moe_takeaways_and_reuse():
     assert "Transfer 45.0 against the untouched model's 50.0 - tasks not learned" in lines[1]
     assert reuse_takeaway([0.2, 0.4]).startswith("Later tasks sent on average 30 %")
     assert reuse_takeaway([]).startswith("One task only")
+
+
+def test_zero_shot_alpha_cka_and_bwt_checkers():
+    from clviz.teach import check_atlas_alpha, check_bwt, check_linear_cka, check_zero_shot
+
+    def cos(x, y):
+        return F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).T
+
+    assert check_zero_shot(lambda x, c: cos(x, c).argmax(-1)).ok
+    raw = check_zero_shot(lambda x, c: (x @ c.T).argmax(-1))
+    assert not raw.ok and "lengths" in raw.message
+    worst = check_zero_shot(lambda x, c: cos(x, c).argmin(-1))
+    assert not worst.ok and "least similar" in worst.message
+
+    def alpha(z, k):
+        return (1 + F.cosine_similarity(z, k[None], dim=-1)) / 2
+
+    assert check_atlas_alpha(alpha).ok
+    plain = check_atlas_alpha(lambda z, k: F.cosine_similarity(z, k[None], dim=-1))
+    assert not plain.ok and "negative" in plain.message
+    softmax = check_atlas_alpha(lambda z, k: torch.softmax(alpha(z, k), -1))
+    assert not softmax.ok and "sum to 1" in softmax.message
+
+    def cka(x, y, centre=True):
+        x, y = x.double(), y.double()
+        if centre:
+            x, y = x - x.mean(0), y - y.mean(0)
+        return float((y.T @ x).norm() ** 2 / ((x.T @ x).norm() * (y.T @ y).norm()))
+
+    assert check_linear_cka(cka).ok
+    uncentred = check_linear_cka(lambda x, y: cka(x, y, centre=False))
+    assert not uncentred.ok and "centring" in uncentred.message
+    assert not check_linear_cka(lambda x, y: 1.0).ok
+
+    def bwt(a):
+        return float(np.mean([a[-1, d] - a[d, d] for d in range(len(a) - 1)]))
+
+    assert check_bwt(bwt).ok
+    flipped = check_bwt(lambda a: -bwt(a))
+    assert not flipped.ok and "sign" in flipped.message
+    with_last = check_bwt(lambda a: float(np.mean([a[-1, d] - a[d, d] for d in range(len(a))])))
+    assert not with_last.ok and "last task" in with_last.message

@@ -10,11 +10,15 @@
 from clviz.teach.exercises import (
     EXERCISES,
     Feedback,
+    check_atlas_alpha,
+    check_bwt,
     check_ddas_decision,
     check_distillation_loss,
+    check_linear_cka,
     check_top_k_router,
     check_transfer,
     check_wise_ft,
+    check_zero_shot,
 )
 from clviz.teach.expect import TakeawayError, expect
 
@@ -22,10 +26,14 @@ __all__ = [
     "EXERCISES",
     "Feedback",
     "TakeawayError",
+    "check_atlas_alpha",
+    "check_bwt",
     "check_ddas_decision",
     "check_distillation_loss",
+    "check_linear_cka",
     "check_top_k_router",
     "check_transfer",
     "check_wise_ft",
+    "check_zero_shot",
     "expect",
 ]

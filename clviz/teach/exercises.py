@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clviz.analysis.metrics import transfer
+from clviz.analysis.drift.measures import linear_cka
+from clviz.analysis.metrics import bwt, transfer
 from clviz.methods.distill import distillation_loss
 from clviz.methods.moe.ddas import DDAS
 
@@ -252,10 +253,116 @@ def check_wise_ft(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor
     return _report(Feedback(name, True, "right at alpha = 0.8, 0.5 and 0"))
 
 
+# ---------------------------------------------------------------------- zero-shot (01)
+def check_zero_shot(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Feedback:
+    """``fn(image_embeddings, class_embeddings)`` (N x D, C x D, not normalised) must return
+    each image's predicted class: the highest cosine similarity, as CLIP classifies."""
+    name = "zero-shot prediction"
+    image = torch.tensor([[1.0, 0.0], [0.0, 3.0], [1.0, 1.1], [-1.0, 0.1]])
+    classes = torch.tensor([[10.0, 0.0], [0.0, 1.0], [0.6, 0.8]])  # class 0 is long
+    ref = (F.normalize(image, dim=-1) @ F.normalize(classes, dim=-1).T).argmax(-1)
+    answer, failed = _run(name, fn, image.clone(), classes.clone())
+    if failed:
+        return _report(failed)
+    pred = torch.as_tensor(answer).long().flatten()
+    if torch.equal(pred, ref):
+        return _report(Feedback(name, True, "right on all four images"))
+    if torch.equal(pred, (image @ classes.T).argmax(-1)):
+        hint = "a long class vector wins too often: compare directions, not lengths"
+    elif torch.equal(
+        pred, (F.normalize(image, dim=-1) @ F.normalize(classes, dim=-1).T).argmin(-1)
+    ):
+        hint = "you picked the least similar class"
+    else:
+        hint = "one prediction per image, the index of a class"
+    return _report(Feedback(name, False, hint))
+
+
+# ---------------------------------------------------------------------- ATLAS alpha (05)
+def check_atlas_alpha(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Feedback:
+    """``fn(z, keys)`` (B x J x d pooled adapter outputs, J x d keys) must return ATLAS's alpha
+    (B x J): ``(1 + cos(z_j, k_j)) / 2``, in [0, 1] and not normalised over the adapters."""
+    name = "ATLAS alpha"
+    g = torch.Generator().manual_seed(1)
+    z, keys = torch.randn(2, 3, 4, generator=g) * 5, torch.randn(3, 4, generator=g)
+    cos = F.cosine_similarity(z, keys[None], dim=-1)
+    answer, failed = _run(name, fn, z.clone(), keys.clone())
+    if failed:
+        return _report(failed)
+    alpha = torch.as_tensor(answer).float()
+    if alpha.shape == cos.shape and _close(alpha, (1 + cos) / 2):
+        return _report(Feedback(name, True, "right for 2 samples x 3 adapters"))
+    if alpha.shape != cos.shape:
+        hint = f"one alpha per sample and adapter: {tuple(cos.shape)}, got {tuple(alpha.shape)}"
+    elif _close(alpha, cos):
+        hint = "some of your alphas are negative; ATLAS's lie in [0, 1]"
+    elif _close(alpha.sum(-1), torch.ones(2)):
+        hint = "your alphas sum to 1 over the adapters; ATLAS's are not normalised"
+    else:
+        hint = "alpha should depend only on the angle between z_j and its key"
+    return _report(Feedback(name, False, hint))
+
+
+# ---------------------------------------------------------------------- linear CKA (07)
+def check_linear_cka(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> Feedback:
+    """``fn(x, y)`` (n x p, n x q features of the same n examples) must return linear CKA."""
+    name = "linear CKA"
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(20, 5, generator=g) + 3.0  # far from centred on purpose
+    rotation = torch.linalg.qr(torch.randn(5, 5, generator=g))[0]
+    cases = [(x, x @ rotation * 2.0), (x, torch.randn(20, 3, generator=g)), (x, x**2)]
+    for a, b in cases:
+        answer, failed = _run(name, fn, a.clone(), b.clone())
+        if failed:
+            return _report(failed)
+        if _close(float(answer), linear_cka(a, b), 1e-4):
+            continue
+        if _close(float(answer), 1.0) and not _close(linear_cka(a, b), 1.0):
+            hint = "1 for two different representations: check what you compare"
+        else:
+            raw = (b.T.double() @ a.double()).norm() ** 2 / (
+                (a.T.double() @ a.double()).norm() * (b.T.double() @ b.double()).norm()
+            )
+            hint = (
+                "close to CKA without centring the features first"
+                if _close(float(answer), float(raw), 1e-4)
+                else "compare your normalisation with HSIC(X, Y) / sqrt(HSIC(X, X) HSIC(Y, Y))"
+            )
+        return _report(Feedback(name, False, f"{float(answer):.4f}: {hint}"))
+    return _report(Feedback(name, True, "right on a rotation, on noise and on a non-linear map"))
+
+
+# ---------------------------------------------------------------------- BWT (08)
+def check_bwt(fn: Callable[[np.ndarray], float]) -> Feedback:
+    """``fn(matrix)`` must return backward transfer: over the tasks before the last, the mean
+    of (accuracy at the end) minus (accuracy right after learning it)."""
+    name = "BWT"
+    for a in TRANSFER_CASES:
+        answer, failed = _run(name, fn, a.copy())
+        if failed:
+            return _report(failed)
+        if _close(answer, bwt(a), 1e-6):
+            continue
+        t = len(a)
+        with_last = float(np.mean([a[-1, d] - a[d, d] for d in range(t)]))
+        if _close(answer, -bwt(a), 1e-6):
+            hint = "the sign is flipped: forgetting makes BWT negative"
+        elif _close(answer, with_last, 1e-6):
+            hint = "the last task has had no time to be forgotten; leave it out"
+        else:
+            hint = "compare the last row with the diagonal"
+        return _report(Feedback(name, False, f"{float(answer):.2f}: {hint}"))
+    return _report(Feedback(name, True, f"right on {len(TRANSFER_CASES)} matrices"))
+
+
 EXERCISES = {
     "transfer": check_transfer,
     "top_k_router": check_top_k_router,
     "distillation_loss": check_distillation_loss,
     "ddas_decision": check_ddas_decision,
     "wise_ft": check_wise_ft,
+    "zero_shot": check_zero_shot,
+    "atlas_alpha": check_atlas_alpha,
+    "linear_cka": check_linear_cka,
+    "bwt": check_bwt,
 }
