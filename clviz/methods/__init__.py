@@ -9,7 +9,7 @@ once: adapter sites (:mod:`~clviz.methods.sites`), distillation
 """
 
 # isort: skip_file
-from clviz.methods import zeroshot, finetune, lwf, wiseft, zscl  # noqa: F401
+from clviz.methods import zeroshot, finetune, lwf, wiseft, zscl, replay  # noqa: F401
 from clviz.methods import mulki, moe, atlas  # noqa: F401
 from clviz.methods.base import (
     METHODS,
