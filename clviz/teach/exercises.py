@@ -77,33 +77,48 @@ def _below(a: np.ndarray) -> float:
     return float(a[np.tril_indices(len(a), -1)].mean())
 
 
-def check_transfer(fn: Callable[[np.ndarray], float]) -> Feedback:
-    """``fn(matrix)`` must return Transfer of a T x T accuracy matrix (rows: after task t)."""
-    name = "Transfer"
+def _check_matrix_metric(
+    name: str,
+    fn: Callable[[np.ndarray], float],
+    reference: Callable[[np.ndarray], float],
+    mistakes: list[tuple[Callable[[np.ndarray], float], str]],
+    otherwise: str,
+) -> Feedback:
+    """Run ``fn`` on :data:`TRANSFER_CASES` against ``reference``; a wrong answer is matched
+    with the first of the known ``mistakes`` (a wrong formula and its hint) that it equals."""
     for a in TRANSFER_CASES:
         answer, failed = _run(name, fn, a.copy())
         if failed:
             return _report(failed)
-        if _close(answer, transfer(a), 1e-6):
+        if _close(answer, reference(a), 1e-6):
             continue
-        hint = "Transfer looks at each task *before* it is learned: entries above the diagonal"
-        if _close(answer, _pooled_above(a), 1e-6):
-            hint = (
-                "you averaged every entry above the diagonal at once; a task with more rows "
-                "before it then weighs more. Average each task (column) first, then the tasks"
-            )
-        elif _close(answer, _with_diagonal(a), 1e-6):
-            hint = "your mean includes the diagonal, the accuracy right *after* learning a task"
-        elif _close(answer, _below(a), 1e-6):
-            hint = "you used the entries below the diagonal: that is what is kept, not transfer"
-        return _report(
-            Feedback(
-                name,
-                False,
-                f"{float(answer):.2f} on a {len(a)} x {len(a)} matrix is not its Transfer: {hint}",
-            )
-        )
+        hint = next((h for wrong, h in mistakes if _close(answer, wrong(a), 1e-6)), otherwise)
+        message = f"{float(answer):.2f} on a {len(a)} x {len(a)} matrix is not its {name}: {hint}"
+        return _report(Feedback(name, False, message))
     return _report(Feedback(name, True, f"right on {len(TRANSFER_CASES)} matrices"))
+
+
+def check_transfer(fn: Callable[[np.ndarray], float]) -> Feedback:
+    """``fn(matrix)`` must return Transfer of a T x T accuracy matrix (rows: after task t)."""
+    mistakes = [
+        (
+            _pooled_above,
+            "you averaged every entry above the diagonal at once; a task with more rows "
+            "before it then weighs more. Average each task (column) first, then the tasks",
+        ),
+        (
+            _with_diagonal,
+            "your mean includes the diagonal, the accuracy right *after* learning a task",
+        ),
+        (_below, "you used the entries below the diagonal: that is what is kept, not transfer"),
+    ]
+    return _check_matrix_metric(
+        "Transfer",
+        fn,
+        transfer,
+        mistakes,
+        "Transfer looks at each task *before* it is learned: entries above the diagonal",
+    )
 
 
 # ---------------------------------------------------------------------- top-k router (03)
@@ -333,26 +348,18 @@ def check_linear_cka(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> Feedb
 
 
 # ---------------------------------------------------------------------- BWT (08)
+def _bwt_with_last(a: np.ndarray) -> float:
+    return float(np.mean([a[-1, d] - a[d, d] for d in range(len(a))]))
+
+
 def check_bwt(fn: Callable[[np.ndarray], float]) -> Feedback:
     """``fn(matrix)`` must return backward transfer: over the tasks before the last, the mean
     of (accuracy at the end) minus (accuracy right after learning it)."""
-    name = "BWT"
-    for a in TRANSFER_CASES:
-        answer, failed = _run(name, fn, a.copy())
-        if failed:
-            return _report(failed)
-        if _close(answer, bwt(a), 1e-6):
-            continue
-        t = len(a)
-        with_last = float(np.mean([a[-1, d] - a[d, d] for d in range(t)]))
-        if _close(answer, -bwt(a), 1e-6):
-            hint = "the sign is flipped: forgetting makes BWT negative"
-        elif _close(answer, with_last, 1e-6):
-            hint = "the last task has had no time to be forgotten; leave it out"
-        else:
-            hint = "compare the last row with the diagonal"
-        return _report(Feedback(name, False, f"{float(answer):.2f}: {hint}"))
-    return _report(Feedback(name, True, f"right on {len(TRANSFER_CASES)} matrices"))
+    mistakes = [
+        (lambda a: -bwt(a), "the sign is flipped: forgetting makes BWT negative"),
+        (_bwt_with_last, "the last task has had no time to be forgotten; leave it out"),
+    ]
+    return _check_matrix_metric("BWT", fn, bwt, mistakes, "compare the last row with the diagonal")
 
 
 EXERCISES = {

@@ -55,9 +55,13 @@ class Selection:
     ``ood == generic | threshold``; the two never overlap (a generic win is counted as that)."""
 
     task: torch.Tensor
-    ood: torch.Tensor
     generic: torch.Tensor
     threshold: torch.Tensor
+
+    @property
+    def ood(self) -> torch.Tensor:
+        """Whether each image goes to the backbone (by either mechanism)."""
+        return self.generic | self.threshold
 
 
 class TaskAutoencoder(nn.Module):
@@ -217,7 +221,7 @@ class DDAS(nn.Module):
             task, by_generic, by_threshold = (
                 x.expand(n).clone() for x in (task, by_generic, by_threshold)
             )
-        return Selection(task, by_generic | by_threshold, by_generic, by_threshold)
+        return Selection(task, by_generic, by_threshold)
 
     def __len__(self) -> int:
         return len(self.autoencoders)

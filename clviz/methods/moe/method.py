@@ -302,16 +302,9 @@ class MoEAdapters(MoEAdaptersTaskId):
         return folder.take(draw[: o.generic_images].sort().values)
 
     def fit_generic(self) -> None:
-        """Train the generic autoencoder (once, before the first task's)."""
-        images = self.generic_images()
-        feats = torch.cat(
-            [
-                self._backbone_features(
-                    images[torch.arange(i, min(i + FEATURE_BATCH, len(images)))]
-                )
-                for i in range(0, len(images), FEATURE_BATCH)
-            ]
-        )
+        """Train the generic autoencoder (once, before the first task's); DDAS's feature pass
+        reads the images a batch at a time itself."""
+        feats = self._backbone_features(self.generic_images())
         self.ddas.fit_generic(feats, torch.Generator().manual_seed(GENERIC_CORPUS_SEED))
 
     def end_task(self, state: TaskState) -> None:
