@@ -9,7 +9,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lab lint pretrain clean
+.PHONY: setup browser run test lab lint pretrain clean
 
 setup: $(STAMP)
 
@@ -23,8 +23,17 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/clviz main
 
+# CI (CI=true, as root) installs Debian's Chromium for the real-browser tests; elsewhere they
+# skip with a message when no Chromium is on PATH.
+browser:
+	@if [ -n "$$CI" ] && [ "$$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+	fi
+
 # The tests never reuse runs cached by earlier code: they get a fresh results folder.
-test: setup
+test: setup browser
 	rm -rf .cache/test-runs
 	CLVIZ_FAST=1 CLVIZ_RESULTS=$(CURDIR)/.cache/test-runs $(BIN)/python -m pytest
 

@@ -13,6 +13,7 @@ from clviz.core.device import DeviceError
 from clviz.core.lock import FolderBusyError
 from clviz.core.result import ResultError
 from clviz.core.store import RunDirError
+from clviz.experiments.compare import MODES
 from clviz.experiments.workers import WorkerError
 
 # Errors that come from what the user asked for (or what the disk holds): printed as one
@@ -269,6 +270,7 @@ def _main_job(args: argparse.Namespace) -> int:
         device=args.device,
         profile=args.profile,
         workers=args.workers,
+        seeds=args.seeds,
     )
     print(f"report:  {paths['report'].resolve()}")
     print(f"summary: {paths['summary'].resolve()}")
@@ -280,7 +282,7 @@ def _notebooks(args: argparse.Namespace) -> int:
 
     from clviz.notebooks import run_notebooks
 
-    done = run_notebooks(args.names, Path(args.out))
+    done = run_notebooks(args.names, Path(args.out), args.mode, args.cell_timeout)
     print(f"done: {len(done)} notebook(s) executed; open {done[0][1]}" if done else "nothing to do")
     return 0
 
@@ -305,7 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="results", help="where the report and summary go")
     p.add_argument("--stream", default="default", help="task stream (see 'clviz list')")
-    p.add_argument("--seed", type=SEED, default=0)
+    seed = p.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=SEED, default=0)
+    seed.add_argument(
+        "--seeds",
+        type=SEED,
+        nargs="+",
+        default=None,
+        help="several seeds: the report adds mean ± std over them (e.g. --seeds 0 1 2)",
+    )
     p.add_argument("--steps", type=POSITIVE, default=None, help="training steps per task")
     p.add_argument("--methods", nargs="*", default=None, help="default: every method")
     p.add_argument("--fast", action="store_true", help="the smoke stream, 10 steps per task")
@@ -319,9 +329,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_main_job)
 
-    p = sub.add_parser("notebooks", help="execute notebooks into .ipynb and .html files")
+    p = sub.add_parser(
+        "notebooks", help="execute notebooks into small .ipynb and offline .html files"
+    )
     p.add_argument("names", nargs="*", default=None, help="notebook stems (default: all)")
     p.add_argument("--out", default="results/notebooks", help="output folder")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="CLVIZ_MODE for the notebooks (default: this shell's, else full)",
+    )
+    p.add_argument(
+        "--cell-timeout", type=POSITIVE, default=900, help="seconds a cell may run (default 900)"
+    )
     p.set_defaults(func=_notebooks)
 
     def run_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ mailed or archived as it is. Every figure comes from :mod:`clviz.figures`.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,9 @@ from clviz import figures
 from clviz.analysis.drift.umap_map import DriftMap
 from clviz.core.io import atomic_path
 from clviz.core.result import RunResult
+from clviz.experiments.seeds import LABELS as SEED_LABELS
+from clviz.experiments.seeds import METRICS as SEED_METRICS
+from clviz.experiments.seeds import spreads
 from clviz.experiments.tables import metric_rows
 from clviz.figures import drift as drift_figures
 from clviz.figures import moe as moe_figures
@@ -66,14 +69,37 @@ def _section(title: str, note: str, *parts: str) -> str:
     return f"<h2>{html.escape(title)}</h2><p class='note'>{note}</p>" + "".join(parts)
 
 
+def _seed_section(seeds: Mapping[str, Sequence[RunResult]], fig: Callable[[go.Figure], str]) -> str:
+    table = spreads(seeds)
+    used = ", ".join(str(r.config["seed"]) for r in next(iter(seeds.values())))
+    head = "<tr><th>method</th>" + "".join(f"<th>{m}</th>" for m in SEED_LABELS) + "</tr>"
+    rows = "".join(
+        f"<tr><td>{html.escape(method)}</td>"
+        + "".join(f"<td>{row[m]}</td>" for m in SEED_METRICS)
+        + "</tr>"
+        for method, row in table.items()
+    )
+    return _section(
+        "Over several seeds",
+        f"The comparison repeated with seeds {used} (another sample of the world, another "
+        "initialisation and batch order): mean ± "
+        "sample standard deviation. Where two methods' error bars overlap, one seed could "
+        "have ordered them the other way.",
+        f"<table>{head}{rows}</table>",
+        fig(figures.seed_bars(table)),
+    )
+
+
 def build_report(
     results_by_method: Mapping[str, RunResult],
     curves_by_method: Mapping[str, Mapping[str, Any]],
     dmap: DriftMap,
     umap_methods: Sequence[str],
     header: str = "",
+    seeds: Mapping[str, Sequence[RunResult]] | None = None,
 ) -> str:
-    """The report's HTML text."""
+    """The report's HTML text; ``seeds`` (each method's results over several seeds, see
+    :func:`clviz.experiments.seeds.compare_seeds`) adds a section with error bars."""
     figs: list[go.Figure] = []
 
     def fig(f: go.Figure) -> str:
@@ -121,6 +147,8 @@ def build_report(
             *(fig(drift_figures.umap_animation(dmap, m)) for m in umap_methods),
         ),
     ]
+    if seeds and len(next(iter(seeds.values()))) > 1:
+        parts.insert(1, _seed_section(seeds, fig))
     moe = [m for m, r in results_by_method.items() if isinstance(r.record, RoutingRecord)]
     if moe:
         r = results_by_method[moe[-1]]

@@ -1,14 +1,16 @@
 """Shared fixtures: the bundled tiny CLIP, small tasks of the embedded world, methods on copies
-of the tiny CLIP, and three short runs whose probe features the drift tests share."""
+of the tiny CLIP, three short runs whose probe features the drift tests share, and Chromium."""
 
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
 
 from clviz.backbone import load_backbone
+from clviz.browser import find_chromium
 from clviz.core.config import TrainConfig
 from clviz.core.formats import make_format
 from clviz.methods import build_method
@@ -79,3 +81,16 @@ def dmap(records, tmp_path_factory):
     from clviz.analysis.drift import drift_map
 
     return drift_map(records, cache_dir=tmp_path_factory.mktemp("umap"))
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The Chromium executable. CI must run the browser tests (``make test`` installs Debian's
+    chromium there), so without one they fail under ``CI`` and skip, with the fix, elsewhere."""
+    path = find_chromium()
+    if path is None:
+        message = "no Chromium on PATH; on Debian: apt-get install chromium"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI must run the browser tests; `make test` installs it)")
+        pytest.skip(message)
+    return path

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from clviz.analysis.drift import curves_of
-from clviz.browser import check_html, find_chromium
+from clviz.browser import check_html
 from clviz.experiments.main_job import main_job
 from clviz.report import build_report, comparison_table_html, write_report
 
@@ -38,14 +38,20 @@ def test_main_job_writes_report_and_summary(tmp_path, capsys):
         steps=2,
         root=tmp_path / "runs",
         progress=False,
+        seeds=[0, 1],
     )
     summary = json.loads(paths["summary"].read_text())
     assert [r["label"] for r in summary["comparison"]] == ["zero-shot", "finetune"]
     assert summary["drift"]["zero-shot"]["cka_embedding_last"] == pytest.approx(1.0, abs=1e-3)
-    assert paths["report"].stat().st_size > 1_000_000  # plotly.js is inside
-    out = capsys.readouterr().out  # two methods, trained side by side (one worker per core)
+    assert summary["seeds"] == [0, 1]
+    assert len(summary["over_seeds"]["finetune"]["transfer"]["values"]) == 2
+    report = paths["report"].read_text(encoding="utf-8")
+    assert len(report) > 1_000_000  # plotly.js is inside
+    assert "Over several seeds" in report and "seeds 0, 1" in report
+    out = capsys.readouterr().out  # four runs, trained side by side (one worker per core)
     assert "finetune done" in out and "zero-shot done" in out
     assert (tmp_path / "out" / "logs" / "finetune.log").is_file()
+    assert (tmp_path / "out" / "logs" / "finetune-seed1.log").is_file()
 
 
 def test_main_job_refuses_an_unknown_method_before_training(tmp_path):
@@ -53,8 +59,7 @@ def test_main_job_refuses_an_unknown_method_before_training(tmp_path):
         main_job(tmp_path, methods=["finetune", "fine-tune"], root=tmp_path)
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="no Chromium installed")
-def test_report_renders_in_headless_chromium(drift_runs, records, dmap, tmp_path):
+def test_report_renders_in_headless_chromium(chromium, drift_runs, records, dmap, tmp_path):
     path = write_report(
         tmp_path / "report.html", build_report(drift_runs, curves_of(records), dmap, ["finetune"])
     )

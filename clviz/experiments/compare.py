@@ -18,36 +18,79 @@ from clviz.core.result import RunResult
 from clviz.core.store import RESULTS, results_root
 from clviz.experiments.profiles import default_profile, get_profile, make_config
 from clviz.experiments.runs import run, run_store
-from clviz.experiments.workers import train_in_workers
+from clviz.experiments.workers import default_workers, train_in_workers
 
 FAST_ENV = "CLVIZ_FAST"
+MODE_ENV = "CLVIZ_MODE"
+MODES = ("fast", "class", "full")
+CLASS_STEPS = 40  # per task on the default stream: every effect the notebooks name still shows
 
 
 @dataclass(frozen=True)
 class Budget:
-    """The profile, stream and training budget a notebook or script uses."""
+    """The profile, stream and training budget a notebook or script uses, and its mode:
+    ``fast`` (the test suite: a tiny stream, numbers too small to teach with), ``class`` (a
+    lesson: the default stream with fewer steps, a few minutes a notebook on a laptop CPU) or
+    ``full`` (the profile's own budget, the same runs as the main job)."""
 
     stream: str
     steps: int
-    fast: bool
+    mode: str = "full"
     profile: str = "embedded"
 
+    @property
+    def fast(self) -> bool:
+        return self.mode == "fast"
+
+    @property
+    def workers(self) -> int:
+        """Runs a notebook trains side by side: one per CPU core in class and full mode (one
+        thread each, see :func:`compare`); one in fast mode, where starting workers costs
+        more than the runs."""
+        return 1 if self.fast else default_workers(None, os.cpu_count() or 1)
+
+    def choose(self, *, fast: Any, classroom: Any, full: Any) -> Any:
+        """The value for this mode: how a notebook sizes what it runs besides the stream."""
+        return {"fast": fast, "class": classroom, "full": full}[self.mode]
+
     def describe(self) -> str:
-        """One line for the top of a notebook: what runs, and whether fast mode is on."""
-        fast = "  (fast mode: CLVIZ_FAST is set)" if self.fast else ""
+        """One line for the top of a notebook: what runs, and in which mode."""
+        mode = {
+            "fast": "  (fast mode, CLVIZ_MODE=fast: a smoke test, too small to teach with)",
+            "class": "  (class mode, CLVIZ_MODE=class)",
+            "full": "",
+        }[self.mode]
         profile = "" if self.profile == "embedded" else f"profile {self.profile!r}, "
-        return f"{profile}stream {self.stream!r}, {self.steps} training steps per task{fast}"
+        return f"{profile}stream {self.stream!r}, {self.steps} training steps per task{mode}"
+
+
+def notebook_mode() -> str:
+    """``$CLVIZ_MODE`` (fast, class or full); ``CLVIZ_FAST=1``, which the test suite sets,
+    means fast. Default: full."""
+    mode = os.environ.get(MODE_ENV, "").strip().lower()
+    if mode and mode not in MODES:
+        raise ValueError(
+            f"unknown {MODE_ENV}={mode!r}; valid modes: {', '.join(MODES)} "
+            "(unset it for the full budget)"
+        )
+    if os.environ.get(FAST_ENV, "") not in ("", "0"):
+        return "fast"
+    return mode or "full"
 
 
 def notebook_budget(stream: str = "default", steps: int | None = None) -> Budget:
-    """The full budget of the profile (``$CLVIZ_PROFILE``, default ``embedded``) for people, or a
-    small one when ``CLVIZ_FAST=1`` (the test suite sets it): the three-task ``smoke`` stream and
-    10 steps per task."""
+    """The budget of a notebook in :func:`notebook_mode`, under the profile ``$CLVIZ_PROFILE``
+    (default ``embedded``): fast runs the three-task ``smoke`` stream for 10 steps a task,
+    class runs ``stream`` for :data:`CLASS_STEPS` steps a task, full the profile's own budget
+    (or ``steps``)."""
     profile = default_profile()
-    if os.environ.get(FAST_ENV, "") not in ("", "0"):
-        return Budget("smoke", 10, True, profile)
+    mode = notebook_mode()
+    if mode == "fast":
+        return Budget("smoke", 10, mode, profile)
+    if mode == "class":
+        return Budget(stream, CLASS_STEPS, mode, profile)
     steps = steps if steps is not None else get_profile(profile).train.steps
-    return Budget(stream, steps, False, profile)
+    return Budget(stream, steps, mode, profile)
 
 
 def comparison_configs(
@@ -94,12 +137,25 @@ def compare(
     one thread each (:mod:`clviz.experiments.workers`; their output goes to ``logs``, default
     ``<root>/_logs``), then every result is read from the store."""
     configs = comparison_configs(methods, stream, seed, steps, options, device, profile)
-    if workers > 1:
-        missing = [c for c in configs if not is_finished(c, root)]
-        if len(missing) > 1:
-            logs = Path(logs) if logs is not None else Path(root or results_root()) / "_logs"
-            train_in_workers(missing, min(workers, len(missing)), logs, root)
+    train_missing(configs, workers, root, logs)
     return {c.method: run(c, root=root, progress=progress) for c in configs}
+
+
+def train_missing(
+    configs: Sequence[RunConfig],
+    workers: int,
+    root: str | Path | None = None,
+    logs: str | Path | None = None,
+) -> None:
+    """With ``workers`` > 1, train the runs of ``configs`` not finished yet side by side in
+    that many processes (logs in ``logs``, default ``<root>/_logs``); otherwise nothing (the
+    caller's :func:`~clviz.experiments.runs.run` trains them in this process)."""
+    if workers <= 1:
+        return
+    missing = [c for c in configs if not is_finished(c, root)]
+    if len(missing) > 1:
+        logs = Path(logs) if logs is not None else Path(root or results_root()) / "_logs"
+        train_in_workers(missing, min(workers, len(missing)), logs, root)
 
 
 def is_finished(config: RunConfig, root: str | Path | None = None) -> bool:

@@ -21,8 +21,8 @@ from clviz.analysis.drift import curves_of, drift_map, records_of
 from clviz.analysis.drift.extract import FINAL
 from clviz.core.io import write_json
 from clviz.core.store import results_root
-from clviz.experiments.compare import compare
 from clviz.experiments.profiles import default_profile
+from clviz.experiments.seeds import compare_seeds, spreads
 from clviz.experiments.tables import metric_rows
 from clviz.experiments.workers import default_workers
 from clviz.methods import get_method, list_methods
@@ -58,6 +58,7 @@ def main_job(
     device: str | None = None,
     profile: str | None = None,
     workers: int | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> dict[str, Path]:
     """Run (or reuse) every method, then write the report and summary into ``out``.
 
@@ -65,35 +66,43 @@ def main_job(
     to ``$CLVIZ_PROFILE`` or ``embedded`` (``classroom-gpu`` for a student's GPU). The methods
     not trained yet train side by side in ``workers`` processes of one thread each (default:
     one per CPU core, one on a GPU; :mod:`clviz.experiments.workers`), logging to
-    ``<out>/logs``; ``workers=1`` trains them one after the other in this process."""
+    ``<out>/logs``; ``workers=1`` trains them one after the other in this process.
+
+    ``seeds`` (several) repeats the comparison with each seed: the report and summary add
+    every metric's mean ± standard deviation over them; the first seed's runs make the rest
+    of the report (drift, UMAP, routing). It replaces ``seed``."""
     started = time.perf_counter()
     profile = profile or default_profile()
     out = Path(out)
     methods = list(methods or list_methods())
     for name in methods:
         get_method(name)  # an unknown name fails now, not after an hour of training
-    workers = workers or default_workers(device, len(methods))
+    seeds = list(seeds) if seeds else [seed]
+    seed = seeds[0]
+    runs = len(methods) * len(seeds)
+    workers = workers or default_workers(device, runs)
     if workers > 1:
-        print(f"training {len(methods)} methods on {stream} in {workers} processes", flush=True)
-    results = compare(
+        print(f"training {runs} runs on {stream} in {workers} processes", flush=True)
+    by_seed = compare_seeds(
         methods,
+        seeds,
         stream=stream,
-        seed=seed,
         steps=steps,
         root=root,
-        progress=progress,
-        device=device,
-        profile=profile,
         workers=workers,
         logs=out / "logs",
+        device=device,
+        profile=profile,
+        progress=progress,
     )
+    results = {m: rs[0] for m, rs in by_seed.items()}
     print("measuring drift and fitting the UMAP", flush=True)
     records = records_of(results)
     curves = curves_of(records)
     chosen = [m for m in (umap_methods or UMAP_METHODS) if m in results] or methods[:1]
     dmap = drift_map({m: records[m] for m in chosen}, seed=seed, cache_dir=out / "drift")
     header = (
-        f"{len(methods)} methods, profile {profile}, seed {seed}, "
+        f"{len(methods)} methods, profile {profile}, seed {', '.join(map(str, seeds))}, "
         f"{steps or 'default'} steps per task; runs in {root or results_root()}; made with torch "
         f"{torch.__version__} on {platform.machine()} ("
         + (
@@ -104,15 +113,19 @@ def main_job(
         + "), "
         f"device {next(iter(results.values())).device}."
     )
-    report = write_report(out / "report.html", build_report(results, curves, dmap, chosen, header))
+    page = build_report(results, curves, dmap, chosen, header, by_seed if len(seeds) > 1 else None)
+    report = write_report(out / "report.html", page)
     summary = out / "summary.json"
     write_json(
         summary,
         {
             "stream": stream,
             "profile": profile,
-            "seed": seed,
+            "seeds": seeds,
             "comparison": [asdict(row) for row in metric_rows(results)],
+            "over_seeds": {
+                m: {k: asdict(v) for k, v in row.items()} for m, row in spreads(by_seed).items()
+            },
             "drift": {m: drift_summary(c) for m, c in curves.items()},
             "runs": {m: str(r.run_dir) for m, r in results.items()},
             "seconds": round(time.perf_counter() - started, 1),

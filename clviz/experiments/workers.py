@@ -24,11 +24,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from clviz.core.config import RunConfig
 from clviz.core.device import resolve_device
@@ -45,6 +46,12 @@ def default_workers(device: str | None, jobs: int) -> int:
     if resolve_device(device).type != "cpu":
         return 1
     return max(1, min(jobs, os.cpu_count() or 1))
+
+
+def log_name(config: RunConfig) -> str:
+    """A run's log file in the logs folder: ``<method>.log``, ``<method>-seed<N>.log`` for a
+    seed other than 0 (the main job can train several seeds at once)."""
+    return f"{config.method}.log" if config.seed == 0 else f"{config.method}-seed{config.seed}.log"
 
 
 def _train(config: RunConfig, root: str | None, log: str) -> str:
@@ -76,27 +83,33 @@ def train_in_workers(
     longest_first = sorted(configs, key=lambda c: -get_method(c.method).relative_cost)
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         for config in longest_first:
-            log = logs / f"{config.method}.log"
+            log = logs / log_name(config)
             future = pool.submit(_train, config, None if root is None else str(root), str(log))
             pending[future] = (config.method, log)
-        total, done = len(pending), 0
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                method, log = pending.pop(future)
-                try:
-                    future.result()
-                except BrokenProcessPool as err:
-                    pool.shutdown(cancel_futures=True)
-                    raise WorkerError(
-                        f"the worker training {method} died ({err}); its log: {log}. Runs "
-                        "that finished are kept: rerun the same command to train the rest"
-                    ) from None
-                except Exception as err:
-                    pool.shutdown(cancel_futures=True)
-                    raise WorkerError(
-                        f"{method} failed: {type(err).__name__}: {err}; its log: {log}. Runs "
-                        "that finished are kept: rerun the same command to train the rest"
-                    ) from err
-                done += 1
-                print(f"  [{done}/{total}] {method} done (log: {log})", flush=True)
+        with tqdm(total=len(pending), desc=f"{workers} workers", unit="run") as bar:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    method, log = pending.pop(future)
+                    _raise_if_failed(future, method, log, pool)
+                    bar.update()
+                    bar.write(f"  [{bar.n}/{bar.total}] {method} done (log: {log})")
+
+
+def _raise_if_failed(future: Future, method: str, log: Path, pool: ProcessPoolExecutor) -> None:
+    """Stop the pool and raise :class:`WorkerError` naming ``method`` and its log when its
+    worker died or its run failed; finished runs stay in the store."""
+    try:
+        future.result()
+    except BrokenProcessPool as err:
+        pool.shutdown(cancel_futures=True)
+        raise WorkerError(
+            f"the worker training {method} died ({err}); its log: {log}. Runs "
+            "that finished are kept: rerun the same command to train the rest"
+        ) from None
+    except Exception as err:
+        pool.shutdown(cancel_futures=True)
+        raise WorkerError(
+            f"{method} failed: {type(err).__name__}: {err}; its log: {log}. Runs "
+            "that finished are kept: rerun the same command to train the rest"
+        ) from err

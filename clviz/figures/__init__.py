@@ -6,6 +6,7 @@ from clviz.figures.forgetting import (
     accuracy_heatmap,
     accuracy_heatmaps,
     metric_bars,
+    seed_bars,
     task_curve_comparison,
     task_curves,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "accuracy_heatmaps",
     "layer_curve",
     "metric_bars",
+    "seed_bars",
     "task_curve_comparison",
     "task_curves",
     "task_gallery",

@@ -6,6 +6,7 @@ Every function takes :class:`~clviz.core.result.RunResult` objects (one, or seve
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -269,5 +270,56 @@ def accuracy_row(result: RunResult, index: int) -> go.Figure:
         height=430,
         autosize=True,
         margin=dict(t=100),
+    )
+    return fig
+
+
+def seed_bars(
+    spreads_by_method: Mapping[str, Mapping[str, Any]],
+    metrics: Sequence[str] = ("transfer", "last"),
+    title: str | None = None,
+) -> go.Figure:
+    """Mean over seeds as bars, one standard deviation as error bars and every seed as a dot,
+    one group per metric (from :func:`clviz.experiments.seeds.spreads`): a difference smaller
+    than the error bars is one a single seed could have reversed."""
+    labels = [METRIC_LABELS[m] for m in metrics]
+    seeds = len(next(iter(spreads_by_method.values()))[metrics[0]].values)
+    fig = go.Figure()
+    for index, (name, row) in enumerate(spreads_by_method.items()):
+        color = PALETTE[index % len(PALETTE)]
+        fig.add_trace(
+            go.Bar(
+                x=labels,
+                y=[row[m].mean for m in metrics],
+                error_y={"type": "data", "array": [row[m].std for m in metrics]},
+                name=name,
+                marker_color=color,
+                offsetgroup=name,
+                legendgroup=name,
+            )
+        )
+        fig.add_trace(
+            go.Box(
+                x=[label for m, label in zip(metrics, labels, strict=True) for _ in row[m].values],
+                y=[v for m in metrics for v in row[m].values],
+                name=name,
+                offsetgroup=name,
+                legendgroup=name,
+                showlegend=False,
+                boxpoints="all",
+                pointpos=0,
+                fillcolor="rgba(0,0,0,0)",
+                line={"color": "rgba(0,0,0,0)"},
+                marker={"color": "black", "size": 5},
+                hoverinfo="y",
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        boxmode="group",
+        title=title or f"Mean over {seeds} seeds, ± one standard deviation; dots: each seed",
+        yaxis_title="percent",
+        height=440,
+        autosize=True,
     )
     return fig

@@ -1,0 +1,245 @@
+"""The effects each notebook teaches, checked on the run in front of the student.
+
+A take-away sentence (:mod:`clviz.teach.takeaways`) is always true because it is chosen by the
+numbers. An *effect* is stronger: the notebook exists to show it (fine-tuning forgets, DDAS
+rescues Transfer, ...), so class and full mode, whose budgets are sized for the effects, fail
+the notebook when one does not show. Fast mode (the test suite's smoke budget) only reports:
+its runs are too short to show most of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from clviz.core.result import RunResult
+from clviz.teach.expect import TakeawayError
+from clviz.teach.takeaways import NOTICEABLE, diagonal_mean
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One effect a notebook teaches: does it show in this run, and the numbers that say so."""
+
+    claim: str
+    holds: bool
+    numbers: str
+
+
+def check_effects(effects: Sequence[Effect], mode: str) -> list[str]:
+    """One line per effect, ✓ or ✗ with its numbers. In ``class`` and ``full`` mode an effect
+    that does not show raises :class:`TakeawayError` (the budget was sized to show it); in
+    ``fast`` mode the lines only report."""
+    lines = [f"{'✓' if e.holds else '✗'} {e.claim} ({e.numbers})" for e in effects]
+    missing = [e for e in effects if not e.holds]
+    if missing and mode != "fast":
+        raise TakeawayError(
+            f"{len(missing)} effect(s) this notebook teaches did not show in {mode} mode: "
+            + "; ".join(f"{e.claim} ({e.numbers})" for e in missing)
+            + ". The run differs from the one the notebook was written for (another profile, "
+            "seed or budget?): read the numbers above and say what they show instead"
+        )
+    if missing:
+        lines.append("(fast mode is a smoke test: CLVIZ_MODE=class shows every effect)")
+    return lines
+
+
+def _gap(a: float, b: float) -> str:
+    return f"{a:.1f} against {b:.1f}"
+
+
+def learning_effects(results: Mapping[str, RunResult]) -> list[Effect]:
+    """Notebook 01: fine-tuning learns each task (its diagonal beats zero-shot's), then forgets
+    part of it."""
+    zs, ft = results["zero-shot"], results["finetune"]
+    return [
+        Effect(
+            "fine-tuning learns each task: its diagonal is above zero-shot's",
+            diagonal_mean(ft) > diagonal_mean(zs) + NOTICEABLE,
+            f"mean diagonal {_gap(diagonal_mean(ft), diagonal_mean(zs))}",
+        ),
+        Effect(
+            "and forgets part of it by the end of the stream",
+            ft.metrics.forgetting >= NOTICEABLE,
+            f"forgetting {ft.metrics.forgetting:.1f} points",
+        ),
+    ]
+
+
+def forgetting_effects(results: Mapping[str, RunResult]) -> list[Effect]:
+    """Notebook 02: fine-tuning loses Transfer and forgets; a remedy (LwF or ZSCL) forgets
+    less."""
+    zs, ft = results["zero-shot"].metrics, results["finetune"].metrics
+    effects = [
+        Effect(
+            "fine-tuning's Transfer falls below zero-shot's",
+            ft.transfer < zs.transfer - NOTICEABLE,
+            f"Transfer {_gap(ft.transfer, zs.transfer)}",
+        ),
+        Effect(
+            "fine-tuning forgets",
+            ft.forgetting >= NOTICEABLE,
+            f"forgetting {ft.forgetting:.1f} points",
+        ),
+    ]
+    remedies = [n for n in ("lwf", "zscl") if n in results]
+    if remedies:
+        best = min(remedies, key=lambda n: results[n].metrics.forgetting)
+        kept = results[best].metrics.forgetting
+        effects.append(
+            Effect(
+                "distillation forgets less than fine-tuning",
+                kept < ft.forgetting - NOTICEABLE,
+                f"{best} forgetting {_gap(kept, ft.forgetting)}",
+            )
+        )
+    return effects
+
+
+def moe_effects(results: Mapping[str, RunResult]) -> list[Effect]:
+    """Notebook 03: frozen experts and per-task routers keep what was learned."""
+    ft, moe = results["finetune"].metrics, results["moe-adapters-taskid"].metrics
+    return [
+        Effect(
+            "MoE-Adapters (task id given) forget less than fine-tuning",
+            moe.forgetting < ft.forgetting - NOTICEABLE,
+            f"forgetting {_gap(moe.forgetting, ft.forgetting)}",
+        )
+    ]
+
+
+def ddas_effects(results: Mapping[str, RunResult]) -> list[Effect]:
+    """Notebook 04: DDAS rescues the Transfer the newest router loses, by sending unfamiliar
+    images to the untouched backbone."""
+    zs = results["zero-shot"].metrics
+    taskid, ddas = results["moe-adapters-taskid"].metrics, results["moe-adapters"].metrics
+    return [
+        Effect(
+            "the newest router hurts tasks not learned yet",
+            taskid.transfer < zs.transfer - NOTICEABLE,
+            f"Transfer with the task id {_gap(taskid.transfer, zs.transfer)} (zero-shot)",
+        ),
+        Effect(
+            "DDAS rescues Transfer",
+            ddas.transfer > taskid.transfer + NOTICEABLE,
+            f"Transfer with DDAS {_gap(ddas.transfer, taskid.transfer)} (task id)",
+        ),
+    ]
+
+
+def atlas_effects(protocol: Mapping[str, object]) -> list[Effect]:
+    """Notebook 05: ATLAS forgets less upstream than continual fine-tuning, the stage ablation
+    moves downstream accuracy, and the two upstream orders give different models."""
+    effects = []
+    forgetting = {
+        order: tuple(r.upstream[m].metrics.forgetting for m in ("atlas", "finetune"))
+        for order, r in protocol.items()
+    }
+    effects.append(
+        Effect(
+            "upstream, ATLAS forgets less than continual fine-tuning",
+            all(a < f for a, f in forgetting.values()),
+            "; ".join(f"{o}: {_gap(a, f)}" for o, (a, f) in forgetting.items()),
+        )
+    )
+    spreads = {
+        order: np.ptp([r.downstream.transfer(s) for s in ("stage1", "stage2", "both")])
+        for order, r in protocol.items()
+    }
+    effects.append(
+        Effect(
+            "which stages learn downstream matters",
+            max(spreads.values()) >= NOTICEABLE,
+            "; ".join(f"{o}: spread {s:.1f} points" for o, s in spreads.items()),
+        )
+    )
+    means = {
+        order: [float(np.mean(r.downstream.accuracy[s])) for s in ("stage1", "stage2", "both")]
+        for order, r in protocol.items()
+    }
+    first, second = means.values()
+    differ = max(abs(a - b) for a, b in zip(first, second, strict=True))
+    effects.append(
+        Effect(
+            "the upstream order changes what is learned downstream",
+            differ >= 0.5,
+            f"largest difference between the orders {differ:.1f} points",
+        )
+    )
+    return effects
+
+
+def mulki_effects(
+    results: Mapping[str, RunResult], ablation: Mapping[str, RunResult]
+) -> list[Effect]:
+    """Notebook 06: MulKI keeps more Transfer than fine-tuning, and switching stages off
+    changes the result."""
+    ft, mulki = results["finetune"].metrics, results["mulki"].metrics
+    full = ablation["all stages"].metrics
+    changes = {
+        label: abs(r.metrics.avg - full.avg) + abs(r.metrics.transfer - full.transfer)
+        for label, r in ablation.items()
+        if label != "all stages"
+    }
+    biggest = max(changes, key=changes.get)
+    return [
+        Effect(
+            "MulKI keeps more Transfer than fine-tuning",
+            mulki.transfer > ft.transfer + NOTICEABLE,
+            f"Transfer {_gap(mulki.transfer, ft.transfer)}",
+        ),
+        Effect(
+            "switching a stage off changes the result",
+            changes[biggest] >= NOTICEABLE,
+            f"largest change of Transfer + Avg: {biggest}, {changes[biggest]:.1f} points",
+        ),
+    ]
+
+
+def drift_effects(summaries: Mapping[str, Mapping[str, float]]) -> list[Effect]:
+    """Notebook 07: fine-tuning moves the image features more than MoE-Adapters do."""
+    ft = summaries["finetune"]["cka_embedding_last"]
+    effects = [
+        Effect(
+            "fine-tuning moves the image features",
+            ft < 1 - 0.01,
+            f"final CKA {ft:.3f} against the initial model",
+        )
+    ]
+    if "moe-adapters" in summaries:
+        moe = summaries["moe-adapters"]["cka_embedding_last"]
+        effects.append(
+            Effect(
+                "MoE-Adapters move them less than fine-tuning",
+                moe > ft + 0.01,
+                f"final CKA {moe:.3f} against fine-tuning's {ft:.3f}",
+            )
+        )
+    return effects
+
+
+def comparison_effects(results: Mapping[str, RunResult]) -> list[Effect]:
+    """Notebook 08: the published MTIL shape in its two most robust parts."""
+    zs = results["zero-shot"].metrics
+    ft = results["finetune"].metrics
+    trained = {n: r.metrics for n, r in results.items() if n != "zero-shot"}
+    keep = [n for n in ("zscl", "mulki", "moe-adapters") if n in trained]
+    best = max(keep, key=lambda n: trained[n].transfer) if keep else None
+    effects = [
+        Effect(
+            "fine-tuning loses Transfer against zero-shot",
+            ft.transfer < zs.transfer - NOTICEABLE,
+            f"Transfer {_gap(ft.transfer, zs.transfer)}",
+        )
+    ]
+    if best is not None:
+        effects.append(
+            Effect(
+                "the methods built to keep zero-shot skills keep more Transfer",
+                trained[best].transfer > ft.transfer + NOTICEABLE,
+                f"{best} {_gap(trained[best].transfer, ft.transfer)} (fine-tuning)",
+            )
+        )
+    return effects
