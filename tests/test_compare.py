@@ -19,6 +19,21 @@ def test_fast_mode_is_switched_by_the_environment(monkeypatch):
     assert full.stream == "default" and not full.fast and full.steps == 100
 
 
+def test_class_mode_runs_the_default_stream_with_fewer_steps(monkeypatch):
+    monkeypatch.delenv("CLVIZ_FAST", raising=False)
+    monkeypatch.setenv("CLVIZ_MODE", "class")
+    budget = notebook_budget()
+    assert (budget.stream, budget.steps, budget.mode) == ("default", 40, "class")
+    assert not budget.fast and "class mode" in budget.describe()
+    assert budget.choose(fast=1, classroom=2, full=3) == 2
+    assert budget.workers >= 1
+    monkeypatch.setenv("CLVIZ_FAST", "1")  # what the test suite sets wins
+    assert notebook_budget().mode == "fast" and notebook_budget().workers == 1
+    monkeypatch.setenv("CLVIZ_MODE", "lesson")
+    with pytest.raises(ValueError, match="unknown CLVIZ_MODE='lesson'; valid modes: fast, class"):
+        notebook_budget()
+
+
 def test_the_classroom_gpu_profile_draws_64_px_for_the_64_px_tiny_clip(monkeypatch, tmp_path):
     monkeypatch.setenv("CLVIZ_FAST", "0")
     monkeypatch.setenv("CLVIZ_PROFILE", "classroom-gpu")

@@ -79,10 +79,16 @@ class ProtocolConfig:
 
 
 def fast_config(order: str = "multi-first") -> ProtocolConfig:
-    """Tiny budgets for tests and ``CLVIZ_FAST=1`` notebooks."""
+    """Tiny budgets for tests and fast-mode notebooks."""
     return ProtocolConfig(
         order, train_per_class=4, test_per_class=3, shots=2, stage1_steps=2, stage2_steps=3
     )
+
+
+def class_config(order: str = "multi-first") -> ProtocolConfig:
+    """Class-mode budgets (``CLVIZ_MODE=class``): half the steps and fewer test images than
+    :class:`ProtocolConfig`, the same shots, so notebook 05 fits a lesson."""
+    return ProtocolConfig(order, test_per_class=10, stage1_steps=10, stage2_steps=20)
 
 
 @dataclass
@@ -384,3 +390,11 @@ def forgetting_table(results: dict[str, ProtocolResult]) -> str:
         ("Last", lambda r: f"{r.last:.1f}"),
     ]
     return markdown_table(forgetting_rows(results), columns)
+
+
+def protocol_config(order: str, mode: str) -> ProtocolConfig:
+    """The protocol's budgets in a notebook mode (``fast``, ``class`` or ``full``)."""
+    configs = {"fast": fast_config, "class": class_config, "full": ProtocolConfig}
+    if mode not in configs:
+        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(configs)}")
+    return configs[mode](order)

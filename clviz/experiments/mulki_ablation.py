@@ -12,6 +12,7 @@ from typing import Any
 
 from clviz.core.config import RunConfig, TrainConfig
 from clviz.core.result import RunResult
+from clviz.experiments.compare import train_missing
 from clviz.experiments.runs import run
 
 # variant label -> options; "all stages" is the default MulKI, the others switch one stage off
@@ -31,14 +32,14 @@ def run_ablation(
     root: str | Path | None = None,
     variants: dict[str, dict[str, Any]] | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> dict[str, RunResult]:
-    """Results of each variant (label -> result), run now or reused from the run store."""
+    """Results of each variant (label -> result), run now or reused from the run store; with
+    ``workers`` > 1 the missing ones train side by side (see :func:`compare`)."""
     train = TrainConfig() if steps is None else TrainConfig(steps=steps)
-    return {
-        label: run(
-            RunConfig("mulki", stream, seed, train=train, options=dict(options)),
-            root=root,
-            progress=progress,
-        )
+    configs = {
+        label: RunConfig("mulki", stream, seed, train=train, options=dict(options))
         for label, options in (variants or ABLATIONS).items()
     }
+    train_missing(list(configs.values()), workers, root)
+    return {label: run(c, root=root, progress=progress) for label, c in configs.items()}

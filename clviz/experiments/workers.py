@@ -48,10 +48,16 @@ def default_workers(device: str | None, jobs: int) -> int:
     return max(1, min(jobs, os.cpu_count() or 1))
 
 
-def log_name(config: RunConfig) -> str:
-    """A run's log file in the logs folder: ``<method>.log``, ``<method>-seed<N>.log`` for a
-    seed other than 0 (the main job can train several seeds at once)."""
-    return f"{config.method}.log" if config.seed == 0 else f"{config.method}-seed{config.seed}.log"
+def log_names(configs: Sequence[RunConfig]) -> list[str]:
+    """Each run's log file in the logs folder: ``<method>.log``, with ``-seed<N>`` for a seed
+    other than 0, and the run's digest where runs would still share a name (an ablation)."""
+    names = [
+        config.method + ("" if config.seed == 0 else f"-seed{config.seed}") for config in configs
+    ]
+    return [
+        f"{name}-{config.digest()[:8]}.log" if names.count(name) > 1 else f"{name}.log"
+        for name, config in zip(names, configs, strict=True)
+    ]
 
 
 def _train(config: RunConfig, root: str | None, log: str) -> str:
@@ -82,8 +88,8 @@ def train_in_workers(
     pending = {}
     longest_first = sorted(configs, key=lambda c: -get_method(c.method).relative_cost)
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for config in longest_first:
-            log = logs / log_name(config)
+        for config, name in zip(longest_first, log_names(longest_first), strict=True):
+            log = logs / name
             future = pool.submit(_train, config, None if root is None else str(root), str(log))
             pending[future] = (config.method, log)
         with tqdm(total=len(pending), desc=f"{workers} workers", unit="run") as bar:

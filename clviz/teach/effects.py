@@ -50,10 +50,19 @@ def _gap(a: float, b: float) -> str:
     return f"{a:.1f} against {b:.1f}"
 
 
+def distance_above_diagonal(result: RunResult, reference: RunResult) -> float:
+    """Mean absolute difference, in points, between ``result`` and ``reference`` on the tasks
+    not learned yet (above the diagonal): how far training moved them."""
+    a, b = (np.asarray(r.matrix, dtype=float) for r in (result, reference))
+    above = np.triu_indices_from(a, k=1)
+    return float(np.abs(a[above] - b[above]).mean()) if len(above[0]) else 0.0
+
+
 def learning_effects(results: Mapping[str, RunResult]) -> list[Effect]:
-    """Notebook 01: fine-tuning learns each task (its diagonal beats zero-shot's), then forgets
-    part of it."""
+    """Notebook 01: fine-tuning learns each task (its diagonal beats zero-shot's), forgets part
+    of it, and moves the tasks not learned yet too."""
     zs, ft = results["zero-shot"], results["finetune"]
+    moved = distance_above_diagonal(ft, zs)
     return [
         Effect(
             "fine-tuning learns each task: its diagonal is above zero-shot's",
@@ -64,6 +73,11 @@ def learning_effects(results: Mapping[str, RunResult]) -> list[Effect]:
             "and forgets part of it by the end of the stream",
             ft.metrics.forgetting >= NOTICEABLE,
             f"forgetting {ft.metrics.forgetting:.1f} points",
+        ),
+        Effect(
+            "training moves the accuracy of tasks not learned yet",
+            moved >= NOTICEABLE,
+            f"above the diagonal, {moved:.1f} points from zero-shot on average",
         ),
     ]
 
@@ -115,6 +129,10 @@ def ddas_effects(results: Mapping[str, RunResult]) -> list[Effect]:
     images to the untouched backbone."""
     zs = results["zero-shot"].metrics
     taskid, ddas = results["moe-adapters-taskid"].metrics, results["moe-adapters"].metrics
+    near = {
+        name: distance_above_diagonal(results[name], results["zero-shot"])
+        for name in ("moe-adapters", "moe-adapters-taskid")
+    }
     return [
         Effect(
             "the newest router hurts tasks not learned yet",
@@ -125,6 +143,12 @@ def ddas_effects(results: Mapping[str, RunResult]) -> list[Effect]:
             "DDAS rescues Transfer",
             ddas.transfer > taskid.transfer + NOTICEABLE,
             f"Transfer with DDAS {_gap(ddas.transfer, taskid.transfer)} (task id)",
+        ),
+        Effect(
+            "above the diagonal, DDAS stays closer to the zero-shot row",
+            near["moe-adapters"] < near["moe-adapters-taskid"] - NOTICEABLE,
+            f"mean distance from zero-shot {near['moe-adapters']:.1f} points with DDAS, "
+            f"{near['moe-adapters-taskid']:.1f} with the task id",
         ),
     ]
 
@@ -198,8 +222,12 @@ def mulki_effects(
     ]
 
 
-def drift_effects(summaries: Mapping[str, Mapping[str, float]]) -> list[Effect]:
-    """Notebook 07: fine-tuning moves the image features more than MoE-Adapters do."""
+def drift_effects(
+    summaries: Mapping[str, Mapping[str, float]], results: Mapping[str, RunResult]
+) -> list[Effect]:
+    """Notebook 07's three questions: fine-tuning moves the image features; distillation
+    (ZSCL, MulKI) holds them near the initial model; and drift is not forgetting, since
+    MoE-Adapters' features may move while their old tasks stay solved."""
     ft = summaries["finetune"]["cka_embedding_last"]
     effects = [
         Effect(
@@ -208,13 +236,26 @@ def drift_effects(summaries: Mapping[str, Mapping[str, float]]) -> list[Effect]:
             f"final CKA {ft:.3f} against the initial model",
         )
     ]
-    if "moe-adapters" in summaries:
-        moe = summaries["moe-adapters"]["cka_embedding_last"]
+    held = [n for n in ("zscl", "mulki") if n in summaries]
+    if held:
+        best = max(held, key=lambda n: summaries[n]["cka_embedding_last"])
+        cka = summaries[best]["cka_embedding_last"]
         effects.append(
             Effect(
-                "MoE-Adapters move them less than fine-tuning",
-                moe > ft + 0.01,
-                f"final CKA {moe:.3f} against fine-tuning's {ft:.3f}",
+                "distillation holds the features nearer the initial model",
+                cka > ft + 0.01,
+                f"{best} final CKA {cka:.3f} against fine-tuning's {ft:.3f}",
+            )
+        )
+    if "moe-adapters" in summaries:
+        moe = results["moe-adapters"].metrics.forgetting
+        forgot = results["finetune"].metrics.forgetting
+        effects.append(
+            Effect(
+                "drift is not forgetting: MoE-Adapters forget far less than fine-tuning",
+                moe < forgot - NOTICEABLE,
+                f"forgetting {_gap(moe, forgot)}, with final CKA "
+                f"{summaries['moe-adapters']['cka_embedding_last']:.3f} against {ft:.3f}",
             )
         )
     return effects

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from clviz.core.result import RunResult
+from clviz.experiments.seeds import Spread, difference_is_clear
 
 NOTICEABLE = 1.0  # points: below this a difference is called "about the same"
+METRIC_NAMES = {"transfer": "Transfer", "avg": "Avg", "last": "Last", "bwt": "BWT"}
 
 
 def _compare(a: float, b: float) -> str:
@@ -83,7 +85,7 @@ def versus(results: Mapping[str, RunResult], a: str, b: str, metric: str = "tran
     """One sentence comparing two methods on one metric of this run, e.g. "mulki's Transfer
     (47.5) is above zscl's (46.7)"; within 1 point they are "about level"."""
     x, y = (getattr(results[n].metrics, metric) for n in (a, b))
-    label = {"transfer": "Transfer", "avg": "Avg", "last": "Last", "bwt": "BWT"}.get(metric, metric)
+    label = METRIC_NAMES.get(metric, metric)
     if abs(x - y) < NOTICEABLE:
         return f"{a}'s {label} ({x:.1f}) is about level with {b}'s ({y:.1f})"
     return f"{a}'s {label} ({x:.1f}) is {'above' if x > y else 'below'} {b}'s ({y:.1f})"
@@ -211,3 +213,26 @@ def reuse_takeaway(shares: list[float]) -> str:
         f"earlier tasks (from {100 * min(shares):.0f} % to {100 * max(shares):.0f} %): that "
         "is the knowledge they reuse; the rest went to experts still free to learn."
     )
+
+
+def seed_takeaways(
+    table: Mapping[str, Mapping[str, Spread]],
+    a: str,
+    b: str,
+    metrics: tuple[str, ...] = ("transfer", "last"),
+) -> list[str]:
+    """Notebook 08's sentences on seeds, from :func:`clviz.experiments.seeds.spreads`: for each
+    metric, is ``a`` against ``b`` a clear difference or within the seeds' spread?"""
+    lines = []
+    for metric in metrics:
+        x, y = table[a][metric], table[b][metric]
+        verdict = (
+            "clear: the mean ± std ranges do not overlap"
+            if difference_is_clear(x, y)
+            else "within the spread of the seeds: another seed could reverse it"
+        )
+        lines.append(
+            f"{METRIC_NAMES.get(metric, metric)}: {a} {x} against {b} {y}, a difference of "
+            f"{x.mean - y.mean:+.1f} points over {len(x.values)} seeds: {verdict}."
+        )
+    return lines
