@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +17,15 @@ from clviz.core.formats import make_format
 from clviz.methods import build_method
 from clviz.world.tasks import make_task
 
-torch.set_num_threads(2)
+# Under pytest-xdist (`make test` runs two workers) each worker computes with one thread and
+# keeps its runs in its own store: two workers training the same run would find its folder
+# locked (clviz.core.lock), and the notebooks' kernels inherit both settings.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if os.environ.get("CLVIZ_RESULTS"):
+        os.environ["CLVIZ_RESULTS"] = str(Path(os.environ["CLVIZ_RESULTS"]) / WORKER)
+torch.set_num_threads(1 if WORKER else 2)
 
 
 @pytest.fixture(scope="session")
@@ -94,3 +103,11 @@ def chromium() -> str:
             pytest.fail(f"{message} (CI must run the browser tests; `make test` installs it)")
         pytest.skip(message)
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each notebook's cells on one xdist worker, in order (they share one kernel); every
+    other test is free to go to whichever worker is idle (``--dist loadgroup``)."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))

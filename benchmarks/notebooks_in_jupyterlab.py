@@ -1,0 +1,192 @@
+"""Run every notebook the way a student does: JupyterLab in headless Chromium, Run All, wait.
+
+For each notebook (in order, sharing one fresh run store, so each is timed cold after the ones
+before it, as in a lesson): open it in JupyterLab, run all cells from the Run menu, wait for the
+kernel to finish, save, then read the saved notebook for errors and for the effect checks
+(lines starting with ✓ or ✗), take a screenshot of one figure and print the wall time.
+
+    python benchmarks/notebooks_in_jupyterlab.py --mode class --out results/walkthrough
+
+Needs Chromium (Debian: ``apt-get install chromium``) and Playwright's Python package
+(``pip install playwright``; it drives the system Chromium, nothing is downloaded). The copies
+of the notebooks run in ``<out>/notebooks``, so the repository's notebooks stay clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+
+from clviz.browser import FLAGS, find_chromium
+from clviz.notebooks import notebook_paths
+
+# The figure to look at in each notebook (index among its plotly figures, in order).
+FIGURE = {
+    "03_moe_adapters": 2,
+    "04_ddas": 1,
+    "07_representation_drift": 4,
+    "08_method_comparison": 5,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_lab(folder: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    port, token = free_port(), "walkthrough"
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+        f"--ServerApp.token={token}", f"--ServerApp.root_dir={folder}",
+        "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True",
+        *(["--allow-root"] if os.geteuid() == 0 else []),
+    ]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            return server, f"{base}/lab/tree/{{name}}?token={token}&reset"
+        except OSError:
+            time.sleep(1)
+    server.terminate()
+    raise RuntimeError(f"JupyterLab did not start; its log: {log}")
+
+
+def effect_lines(nb) -> list[str]:
+    found = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            text = output.get("text", "")
+            found += [line for line in text.splitlines() if line[:1] in ("✓", "✗")]
+    return found
+
+
+def errors_in(nb) -> list[str]:
+    return [
+        f"{o['ename']}: {o['evalue']}"[:300]
+        for cell in nb.cells
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+
+
+def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
+    """Open one notebook, run it all, save it, look at it."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=120_000)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    page.wait_for_function(
+        """() => { const p = window.jupyterapp.shell.currentWidget;
+                   return p && p.sessionContext && p.sessionContext.session &&
+                          p.sessionContext.session.kernel &&
+                          p.sessionContext.session.kernel.status === 'idle'; }""",
+        timeout=180_000,
+    )
+    started = time.perf_counter()
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_timeout(2_000)
+    page.wait_for_function(
+        """() => { const p = window.jupyterapp.shell.currentWidget;
+                   const busy = p.sessionContext.session.kernel.status !== 'idle';
+                   const pending = [...document.querySelectorAll('.jp-InputPrompt')]
+                       .some(e => e.textContent.includes('*'));
+                   return !busy && !pending; }""",
+        timeout=timeout_s * 1000,
+        polling=2_000,
+    )
+    seconds = time.perf_counter() - started
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_timeout(3_000)
+    figures = page.locator(".js-plotly-plot")
+    count = figures.count()
+    shot = None
+    if count:
+        index = min(FIGURE.get(path.stem, 0), count - 1)
+        page.add_style_tag(content=".Toastify { display: none !important; }")  # news toast
+        figures.nth(index).evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(1_000)
+        shot = shots / f"{path.stem}.png"
+        page.screenshot(path=str(shot))  # the figure in JupyterLab, as the student sees it
+    nb = nbformat.read(path, as_version=4)
+    return {
+        "notebook": path.stem,
+        "seconds": round(seconds, 1),
+        "figures_drawn": count,
+        "errors": errors_in(nb),
+        "effects": effect_lines(nb),
+        "screenshot": str(shot) if shot else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="notebook stems (default: all)")
+    parser.add_argument("--mode", default="class", choices=("fast", "class", "full"))
+    parser.add_argument("--out", default="results/walkthrough", help="notebooks, runs, shots")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per notebook")
+    parser.add_argument("--keep-runs", action="store_true", help="reuse <out>/runs (warm)")
+    args = parser.parse_args()
+    if find_chromium() is None:
+        print("no Chromium on PATH; on Debian: apt-get install chromium", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    out = Path(args.out).resolve()
+    folder, shots, runs = out / "notebooks", out / "screenshots", out / "runs"
+    if runs.exists() and not args.keep_runs:
+        shutil.rmtree(runs)
+    for d in (folder, shots, runs):
+        d.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for source in notebook_paths(args.names or None):
+        shutil.copy(source, folder / source.name)
+        paths.append(folder / source.name)
+    env = {**os.environ, "CLVIZ_MODE": args.mode, "CLVIZ_RESULTS": str(runs)}
+    env.pop("CLVIZ_FAST", None)
+    server, url = start_lab(folder, env, out / "jupyterlab.log")
+    report = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=find_chromium(), args=FLAGS[1:])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            console = []
+            page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+            for path in paths:
+                console.clear()
+                seen = walk(page, url.format(name=path.name), path, shots, args.timeout)
+                seen["console_errors"] = console[:5]
+                report.append(seen)
+                failed = [e for e in seen["effects"] if e.startswith("✗")]
+                print(
+                    f"{path.stem:<32} {seen['seconds']:7.1f} s  figures {seen['figures_drawn']:3d}"
+                    f"  effects {len(seen['effects']) - len(failed)}/{len(seen['effects'])}"
+                    f"  errors {len(seen['errors'])}  shot {seen['screenshot']}",
+                    flush=True,
+                )
+                for error in seen["errors"]:
+                    print(f"    error: {error}", flush=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    (out / "walkthrough.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    total = sum(r["seconds"] for r in report)
+    print(f"total {total:.0f} s ({total / 60:.1f} min), mode {args.mode}: {out}/walkthrough.json")
+    return 1 if any(r["errors"] for r in report) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
