@@ -32,10 +32,12 @@ browser:
 		{ apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
 	fi
 
-# The tests never reuse runs cached by earlier code: they get a fresh results folder.
+# The tests never reuse runs cached by earlier code: they get a fresh results folder. They
+# run in one pytest-xdist worker per core, one thread each, a whole file per worker (a
+# notebook's cells share one kernel).
 test: setup browser
 	rm -rf .cache/test-runs
-	CLVIZ_FAST=1 CLVIZ_RESULTS=$(CURDIR)/.cache/test-runs $(BIN)/python -m pytest
+	CLVIZ_FAST=1 CLVIZ_RESULTS=$(CURDIR)/.cache/test-runs $(BIN)/python -m pytest -n auto --dist loadfile
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

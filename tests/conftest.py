@@ -19,12 +19,15 @@ from clviz.world.tasks import make_task
 
 # Under pytest-xdist (`make test` runs two workers) each worker computes with one thread and
 # keeps its runs in its own store: two workers training the same run would find its folder
-# locked (clviz.core.lock), and the notebooks' kernels inherit both settings.
+# locked (clviz.core.lock). The drawn world stays shared (written atomically); the notebooks'
+# kernels inherit all three settings.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if WORKER:
     os.environ["OMP_NUM_THREADS"] = "1"
     if os.environ.get("CLVIZ_RESULTS"):
-        os.environ["CLVIZ_RESULTS"] = str(Path(os.environ["CLVIZ_RESULTS"]) / WORKER)
+        shared = Path(os.environ["CLVIZ_RESULTS"])
+        os.environ.setdefault("CLVIZ_WORLD_CACHE", str(shared / "_cache" / "world"))
+        os.environ["CLVIZ_RESULTS"] = str(shared / WORKER)
 torch.set_num_threads(1 if WORKER else 2)
 
 
@@ -105,9 +108,24 @@ def chromium() -> str:
     return path
 
 
+# Files that take a minute or more: started first, so that no worker is left with one of them
+# at the end (pytest-xdist hands out whole files in this order, `--dist loadfile`).
+SLOW_FIRST = (
+    "test_benchmarks.py",
+    "test_faults.py",
+    "test_real_path.py",
+    "test_finetune.py",
+    "test_distributed.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep each notebook's cells on one xdist worker, in order (they share one kernel); every
-    other test is free to go to whichever worker is idle (``--dist loadgroup``)."""
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    """The slow files first, then the notebooks (each a minute or so), then the rest; the order
+    inside a file, which a notebook's cells need, stays."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.path.name in SLOW_FIRST:
+            return 0
+        return 1 if item.path.suffix == ".ipynb" else 2
+
+    items.sort(key=rank)

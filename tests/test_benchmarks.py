@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +35,15 @@ def test_gpu_benchmark_runs_small_on_the_cpu():
 def test_loader_benchmark_compares_workers():
     out = run_script("loader.py", "--small")
     assert "0 workers" in out and "2 workers" in out and "images/s" in out
+
+
+def test_a_notebook_runs_in_jupyterlab_in_headless_chromium(chromium, tmp_path):
+    """What a student does: JupyterLab in a real browser, Run All; the figures draw, no cell
+    fails, no JavaScript error (benchmarks/notebooks_in_jupyterlab.py, fast mode)."""
+    out = run_script(
+        "notebooks_in_jupyterlab.py", "00_quickstart", "--mode", "fast", "--out", str(tmp_path)
+    )
+    line = next(x for x in out.splitlines() if x.startswith("00_quickstart"))
+    assert "figures   3" in line and "errors 0" in line, out
+    report = json.loads((tmp_path / "walkthrough.json").read_text())
+    assert report[0]["console_errors"] == [] and Path(report[0]["screenshot"]).stat().st_size

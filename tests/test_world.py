@@ -135,6 +135,7 @@ def test_world_splits_are_drawn_once_and_read_back_from_disk(tmp_path, monkeypat
     from clviz.world.tasks import cached_split, draw_split, get_domain, world_version
 
     monkeypatch.setenv("CLVIZ_RESULTS", str(tmp_path))
+    monkeypatch.delenv("CLVIZ_WORLD_CACHE", raising=False)
     domain = get_domain("shapes")
     fresh = draw_split(domain, "test", 2, 5, 16)
     first = cached_split(domain, "test", 2, 5, 16)
@@ -148,6 +149,9 @@ def test_world_splits_are_drawn_once_and_read_back_from_disk(tmp_path, monkeypat
         cached_split(domain, "test", 2, 6, 16)[0], draw_split(domain, "test", 2, 6, 16)[0]
     )
     assert len(list(files[0].parent.glob("*.pt"))) == 1  # nothing written with the cache off
+    monkeypatch.setenv("CLVIZ_WORLD_CACHE", str(tmp_path / "elsewhere"))
+    cached_split(domain, "test", 2, 7, 16)
+    assert len(list((tmp_path / "elsewhere" / world_version()).glob("shapes-test-*.pt"))) == 1
 
 
 def test_pair_task_captions_use_the_right_article_and_number():

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import dacite
+from tqdm.auto import tqdm
 
 from clviz.analysis.metrics import drop_since_learned
 from clviz.backbone import load_backbone
@@ -249,13 +250,22 @@ def run_upstream(
     return runs
 
 
-def run_downstream(upstream: Atlas, config: ProtocolConfig) -> DownstreamResult:
+def run_downstream(
+    upstream: Atlas, config: ProtocolConfig, progress: bool = False
+) -> DownstreamResult:
     """Each downstream task learned low-shot: from the upstream model per ablation, and from
-    the pretrained backbone with a fresh adapter."""
+    the pretrained backbone with a fresh adapter (one bar over them when ``progress``)."""
     out = DownstreamResult(list(DOWNSTREAM), [])
+    bar = tqdm(
+        total=len(LEARNERS) * len(DOWNSTREAM),
+        desc=f"{config.order}: downstream",
+        unit="task",
+        disable=not progress,
+    )
     for learner_name in LEARNERS:
         out.accuracy[learner_name], out.shares[learner_name] = [], []
         for i, name in enumerate(DOWNSTREAM):
+            bar.set_postfix(learner=learner_name, task=name)
             if learner_name == "fresh":
                 learner = atlas_learner(config)
             else:
@@ -273,6 +283,8 @@ def run_downstream(upstream: Atlas, config: ProtocolConfig) -> DownstreamResult:
             out.shares[learner_name].append(learner.experience_share(fmt.name))
             if learner_name == "fresh":
                 out.modality.append(fmt.modality)
+            bar.update()
+    bar.close()
     return out
 
 
@@ -307,7 +319,7 @@ def run_protocol(
     atlas = atlas_learner(config)
     formats = upstream_formats(config, atlas.tokenizer)
     upstream = run_upstream(config, atlas, formats, store.folder, force, progress)
-    downstream = run_downstream(atlas, config)
+    downstream = run_downstream(atlas, config, progress)
     result = ProtocolResult(
         asdict(config),
         upstream,

@@ -11,7 +11,8 @@ every method, notebook and worker process draws the same images. So each split i
 and kept on disk under ``<results root>/_cache/world/<version>/`` (sealed and written
 atomically, :func:`clviz.core.store.memo`); the version is a hash of the world's own source
 files and the emoji package's version, so a change to how the world is drawn draws it anew.
-``CLVIZ_WORLD_CACHE=0`` turns the disk cache off.
+``CLVIZ_WORLD_CACHE=0`` turns the disk cache off; ``CLVIZ_WORLD_CACHE=<folder>`` keeps it there
+(the test suite's parallel workers share one while each keeps its own run store).
 """
 
 from __future__ import annotations
@@ -122,15 +123,26 @@ def world_version() -> str:
     return h.hexdigest()[:16]
 
 
+def world_cache() -> Path | None:
+    """The folder of drawn splits: ``$CLVIZ_WORLD_CACHE`` when it names a folder, none when it
+    is ``0``, else ``<results root>/_cache/world``."""
+    setting = os.environ.get(WORLD_CACHE_ENV, "")
+    if setting == "0":
+        return None
+    return Path(setting) if setting not in ("", "1") else results_root() / "_cache" / "world"
+
+
 def cached_split(
     domain: Domain, split: str, per_class: int, seed: int, size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`draw_split`, drawn once and then read from the disk cache."""
-    if os.environ.get(WORLD_CACHE_ENV, "1") == "0":
+    folder = world_cache()
+    if folder is None:
         return draw_split(domain, split, per_class, seed, size)
     name = f"{domain.name}-{split}-{per_class}pc-seed{seed}-{size}px.pt"
-    path = results_root() / "_cache" / "world" / world_version() / name
-    return memo(path, lambda: draw_split(domain, split, per_class, seed, size))
+    return memo(
+        folder / world_version() / name, lambda: draw_split(domain, split, per_class, seed, size)
+    )
 
 
 @lru_cache(maxsize=64)

@@ -42,7 +42,12 @@ def _fit(points: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np
     import umap  # imported here: numba compiles on first import (seconds)
 
     reducer = umap.UMAP(
-        n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed, n_jobs=1
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        metric="cosine",
+        random_state=seed,
+        n_jobs=1,
+        tqdm_kwds={"disable": False, "desc": f"UMAP of {len(points)} points, epochs"},
     )
     return reducer.fit_transform(points).astype(np.float32)
 
