@@ -58,7 +58,33 @@ def widget_view(state: dict[str, Any], model_id: str) -> tuple[list[str], list[d
     return controls, outputs
 
 
+PROGRESS_MODELS = ("FloatProgressModel", "IntProgressModel")
+
+
+def progress_line(state: dict[str, Any], model_id: str) -> str | None:
+    """A progress bar (tqdm's HBox of text, bar, text) as static HTML, or None for any other
+    widget: the text as tqdm last wrote it, and an HTML ``<progress>`` where the bar was."""
+    model = state.get(model_id, {})
+    children = [_model_id(c) for c in model.get("state", {}).get("children", [])]
+    kinds = [state.get(c, {}).get("model_name") for c in children]
+    if not any(kind in PROGRESS_MODELS for kind in kinds):
+        return None
+    parts = []
+    for child, kind in zip(children, kinds, strict=True):
+        values = state[child].get("state", {})
+        if kind in PROGRESS_MODELS:
+            parts.append(
+                f'<progress value="{values.get("value", 0)}" max="{values.get("max", 1)}">'
+                "</progress>"
+            )
+        elif kind == "HTMLModel":
+            parts.append(str(values.get("value", "")))  # tqdm's own HTML, escaped by tqdm
+    return '<div style="font-family:monospace">' + " ".join(parts) + "</div>"
+
+
 def _static_widget(state: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
+    if (line := progress_line(state, model_id)) is not None:
+        return [{"output_type": "display_data", "metadata": {}, "data": {"text/html": line}}]
     controls, outputs = widget_view(state, model_id)
     shown = " · ".join(controls) or "its first view"
     note = (

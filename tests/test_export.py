@@ -9,7 +9,7 @@ import pytest
 from nbclient.exceptions import CellTimeoutError
 
 from clviz.browser import check_html
-from clviz.export import widget_view
+from clviz.export import progress_line, widget_view
 from clviz.notebooks import execute_notebook
 
 FIGURE = """from clviz.figures import use_notebook_renderer
@@ -49,6 +49,17 @@ def test_a_widget_shows_its_controls_and_its_outputs_from_the_saved_state():
     }
     assert widget_view(state, "box") == (["method b"], [{"output_type": "stream"}])
     assert widget_view(state, "gone") == ([], [])
+    assert progress_line(state, "box") is None
+
+
+def test_a_progress_bar_becomes_its_text_and_an_html_progress_element():
+    state = {
+        "bar": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_p"]}},
+        "l": {"model_name": "HTMLModel", "state": {"value": "finetune: 100%"}},
+        "p": {"model_name": "FloatProgressModel", "state": {"value": 3.0, "max": 3.0}},
+    }
+    line = progress_line(state, "bar")
+    assert "finetune: 100%" in line and '<progress value="3.0" max="3.0">' in line
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +76,7 @@ def test_the_html_loads_nothing_from_a_cdn_and_shows_the_widgets_first_view(expo
     assert text.count("* plotly.js v") == 1  # plotly.js embedded once
     assert text.count('class="plotly-graph-div"') == 2  # the figure inside the widget too
     assert "method b · after task 3" in text
+    assert "An interactive widget" in text and text.count("An interactive widget") == 1
 
 
 def test_the_saved_notebook_keeps_one_copy_of_each_figure_and_no_plotly_js(exported):
