@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from jupyter_core.utils import ensure_async
 
 from clviz.experiments.compare import FAST_ENV, MODE_ENV
 
@@ -28,6 +32,42 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
     return [by_stem[n] for n in names]
 
 
+def short_waits(channel: Any, interval: float = 1.0) -> None:
+    """Make ``channel.get_msg(timeout=T)`` wait in steps of at most ``interval`` seconds.
+
+    nbclient waits for a cell's reply with one ``get_msg`` over the whole cell time limit. When
+    the reply arrives while the client is busy with a burst of output (a widget's messages, say),
+    the event loop can miss the socket's wake-up, and the wait then lasts until the limit runs
+    out before the reply is read: a notebook that finished in seconds sat for the whole limit
+    (30 minutes with nbclient's old default; seen on notebook 07's explorer). Short waits look
+    at the socket again every ``interval`` seconds."""
+    get_msg = channel.get_msg
+
+    async def get_msg_in_steps(timeout: float | None = None, **kwargs: Any) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = interval if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await ensure_async(get_msg(timeout=min(interval, left), **kwargs))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg_in_steps
+
+
+def _execute(client: Any, env: dict[str, str]) -> None:
+    """Run the client's notebook with ``env`` for the kernel, its replies read in short waits."""
+
+    def patch(**_: Any) -> None:
+        if not getattr(client.kc.shell_channel, "_clviz_short_waits", False):
+            short_waits(client.kc.shell_channel)
+            client.kc.shell_channel._clviz_short_waits = True
+
+    client.on_cell_start = patch
+    client.execute(env=env)
+
+
 def execute_notebook(
     path: Path, out_dir: Path, cell_timeout: int = 900, mode: str | None = None
 ) -> tuple[Path, Path]:
@@ -49,9 +89,9 @@ def execute_notebook(
         env.pop(FAST_ENV, None)
     options = {"timeout": cell_timeout, "resources": {"metadata": {"path": str(path.parent)}}}
     try:
-        NotebookClient(nb, **options).execute(env=env)
+        _execute(NotebookClient(nb, **options), env)
     except NoSuchKernel:  # installed without 'make setup': use this interpreter's own kernel
-        NotebookClient(nb, kernel_name="python3", **options).execute(env=env)
+        _execute(NotebookClient(nb, kernel_name="python3", **options), env)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed, page = out_dir / path.name, out_dir / f"{path.stem}.html"
     with atomic_path(executed) as tmp:

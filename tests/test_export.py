@@ -99,3 +99,33 @@ def test_a_cell_past_its_time_limit_stops_the_export(tmp_path):
     with pytest.raises(CellTimeoutError):
         execute_notebook(source, tmp_path / "out", cell_timeout=3)
     assert not (tmp_path / "out" / "stuck.html").exists()
+
+
+def test_replies_are_read_in_short_waits_and_the_time_limit_still_holds():
+    import asyncio
+    import time
+    from queue import Empty
+
+    from clviz.notebooks import short_waits
+
+    class Channel:
+        def __init__(self, ready_after: int):
+            self.calls, self.ready_after = [], ready_after
+
+        async def get_msg(self, timeout=None):
+            self.calls.append(timeout)
+            if len(self.calls) > self.ready_after:
+                return {"msg_type": "execute_reply"}
+            await asyncio.sleep(timeout)
+            raise Empty
+
+    channel = Channel(ready_after=2)
+    short_waits(channel, interval=0.01)
+    assert asyncio.run(channel.get_msg(timeout=900))["msg_type"] == "execute_reply"
+    assert len(channel.calls) == 3 and max(channel.calls) <= 0.01  # not one 900 s wait
+    never = Channel(ready_after=10**6)
+    short_waits(never, interval=0.01)
+    started = time.monotonic()
+    with pytest.raises(Empty):
+        asyncio.run(never.get_msg(timeout=0.05))
+    assert time.monotonic() - started < 1
