@@ -116,8 +116,9 @@ def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
     if count:
         index = min(FIGURE.get(path.stem, 0), count - 1)
         page.add_style_tag(content=".Toastify { display: none !important; }")  # news toast
-        figures.nth(index).evaluate("e => e.scrollIntoView({block: 'center'})")
-        page.wait_for_timeout(1_000)
+        for _ in range(2):  # cells above lay out as they come into view: aim twice
+            figures.nth(index).evaluate("e => e.scrollIntoView({block: 'center'})")
+            page.wait_for_timeout(1_000)
         shot = shots / f"{path.stem}.png"
         page.screenshot(path=str(shot))  # the figure in JupyterLab, as the student sees it
     nb = nbformat.read(path, as_version=4)
