@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,18 +16,7 @@ from clviz.core.formats import make_format
 from clviz.methods import build_method
 from clviz.world.tasks import make_task
 
-# Under pytest-xdist (`make test` runs two workers) each worker computes with one thread and
-# keeps its runs in its own store: two workers training the same run would find its folder
-# locked (clviz.core.lock). The drawn world stays shared (written atomically); the notebooks'
-# kernels inherit all three settings.
-WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-if WORKER:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    if os.environ.get("CLVIZ_RESULTS"):
-        shared = Path(os.environ["CLVIZ_RESULTS"])
-        os.environ.setdefault("CLVIZ_WORLD_CACHE", str(shared / "_cache" / "world"))
-        os.environ["CLVIZ_RESULTS"] = str(shared / WORKER)
-torch.set_num_threads(1 if WORKER else 2)
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture(scope="session")
@@ -106,26 +94,3 @@ def chromium() -> str:
             pytest.fail(f"{message} (CI must run the browser tests; `make test` installs it)")
         pytest.skip(message)
     return path
-
-
-# Files that take a minute or more: started first, so that no worker is left with one of them
-# at the end (pytest-xdist hands out whole files in this order, `--dist loadfile`).
-SLOW_FIRST = (
-    "test_benchmarks.py",
-    "test_faults.py",
-    "test_real_path.py",
-    "test_finetune.py",
-    "test_distributed.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow files first, then the notebooks (each a minute or so), then the rest; the order
-    inside a file, which a notebook's cells need, stays."""
-
-    def rank(item: pytest.Item) -> int:
-        if item.path.name in SLOW_FIRST:
-            return 0
-        return 1 if item.path.suffix == ".ipynb" else 2
-
-    items.sort(key=rank)

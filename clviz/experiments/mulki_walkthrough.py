@@ -111,12 +111,14 @@ def walk_through(
     options: dict[str, Any] | None = None,
     seed: int = 0,
     device: str | None = None,
+    progress: bool = True,
 ) -> Walk:
-    """Learn ``first``, then ``second`` with MulKI, keeping what notebook 06 plots."""
+    """Learn ``first``, then ``second`` with MulKI, keeping what notebook 06 plots (a
+    progress bar per task unless ``progress`` is False)."""
     model, _, tokenizer = load_backbone(device=device)
     method = build_method("mulki", model, tokenizer, TrainConfig(steps=steps), options)
     watcher = WalkThrough(index=1)
-    result = run_stream(method, [first, second], seed=seed, observers=[watcher], progress=False)
+    result = run_stream(method, [first, second], seed=seed, observers=[watcher], progress=progress)
     task = make_format(second, tokenizer)
     return Walk(
         task=task.name,
