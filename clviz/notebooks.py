@@ -57,14 +57,9 @@ def short_waits(channel: Any, interval: float = 1.0) -> None:
 
 
 def _execute(client: Any, env: dict[str, str]) -> None:
-    """Run the client's notebook with ``env`` for the kernel, its replies read in short waits."""
-
-    def patch(**_: Any) -> None:
-        if not getattr(client.kc.shell_channel, "_clviz_short_waits", False):
-            short_waits(client.kc.shell_channel)
-            client.kc.shell_channel._clviz_short_waits = True
-
-    client.on_cell_start = patch
+    """Run the client's notebook with ``env`` for the kernel, its replies read in short waits
+    (the hook runs once, as soon as the kernel client is ready)."""
+    client.on_notebook_start = lambda **_: short_waits(client.kc.shell_channel)
     client.execute(env=env)
 
 

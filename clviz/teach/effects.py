@@ -50,6 +50,14 @@ def _gap(a: float, b: float) -> str:
     return f"{a:.1f} against {b:.1f}"
 
 
+def _transfer_lost(results: Mapping[str, RunResult], claim: str) -> Effect:
+    """Fine-tuning's Transfer noticeably below zero-shot's (notebooks 02 and 08)."""
+    zs, ft = results["zero-shot"].metrics, results["finetune"].metrics
+    return Effect(
+        claim, ft.transfer < zs.transfer - NOTICEABLE, f"Transfer {_gap(ft.transfer, zs.transfer)}"
+    )
+
+
 def distance_above_diagonal(result: RunResult, reference: RunResult) -> float:
     """Mean absolute difference, in points, between ``result`` and ``reference`` on the tasks
     not learned yet (above the diagonal): how far training moved them."""
@@ -85,13 +93,9 @@ def learning_effects(results: Mapping[str, RunResult]) -> list[Effect]:
 def forgetting_effects(results: Mapping[str, RunResult]) -> list[Effect]:
     """Notebook 02: fine-tuning loses Transfer and forgets; a remedy (LwF or ZSCL) forgets
     less."""
-    zs, ft = results["zero-shot"].metrics, results["finetune"].metrics
+    ft = results["finetune"].metrics
     effects = [
-        Effect(
-            "fine-tuning's Transfer falls below zero-shot's",
-            ft.transfer < zs.transfer - NOTICEABLE,
-            f"Transfer {_gap(ft.transfer, zs.transfer)}",
-        ),
+        _transfer_lost(results, "fine-tuning's Transfer falls below zero-shot's"),
         Effect(
             "fine-tuning forgets",
             ft.forgetting >= NOTICEABLE,
@@ -263,18 +267,11 @@ def drift_effects(
 
 def comparison_effects(results: Mapping[str, RunResult]) -> list[Effect]:
     """Notebook 08: the published MTIL shape in its two most robust parts."""
-    zs = results["zero-shot"].metrics
     ft = results["finetune"].metrics
     trained = {n: r.metrics for n, r in results.items() if n != "zero-shot"}
     keep = [n for n in ("zscl", "mulki", "moe-adapters") if n in trained]
     best = max(keep, key=lambda n: trained[n].transfer) if keep else None
-    effects = [
-        Effect(
-            "fine-tuning loses Transfer against zero-shot",
-            ft.transfer < zs.transfer - NOTICEABLE,
-            f"Transfer {_gap(ft.transfer, zs.transfer)}",
-        )
-    ]
+    effects = [_transfer_lost(results, "fine-tuning loses Transfer against zero-shot")]
     if best is not None:
         effects.append(
             Effect(
