@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import plotly.graph_objects as go
@@ -118,6 +120,27 @@ def test_drift_map_is_cached_and_shares_the_initial_frame(records, dmap, tmp_pat
     monkeypatch.setattr(umap_map, "_fit", lambda *a: pytest.fail("refitted a cached map"))
     again = drift_map(records, cache_dir=tmp_path)
     assert np.array_equal(cached.text["finetune"][2], again.text["finetune"][2])
+
+
+FIT_IN_A_ONE_THREAD_PROCESS = """
+import numpy as np, torch
+from clviz.analysis.drift.umap_map import _fit
+from clviz.backbone import load_backbone
+torch.set_num_threads(1)
+load_backbone()  # as in a worker: the reset shows only after the backbone is loaded
+_fit(np.random.default_rng(0).random((60, 8), dtype=np.float32), 0, 5, 0.3)
+print(torch.get_num_threads())
+"""
+
+
+def test_a_umap_fit_leaves_torchs_thread_count_alone():
+    """numba's OpenMP layer, started by the first fit of a process, resets the OpenMP pool torch
+    shares; a one-thread worker must stay on one thread (a fresh process: it happens once)."""
+    done = subprocess.run(
+        [sys.executable, "-c", FIT_IN_A_ONE_THREAD_PROCESS], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "1"
 
 
 def test_drift_figures(records, dmap):

@@ -13,7 +13,8 @@ of its inputs (:func:`clviz.core.store.memo`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,18 +39,34 @@ def _points(snapshot, layer: str) -> torch.Tensor:
     return torch.cat([snapshot.image[layer], snapshot.text[layer]]).float()
 
 
-def _fit(points: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np.ndarray:
-    import umap  # imported here: numba compiles on first import (seconds)
+@contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Give torch back its thread count after umap-learn's first fit in a process.
 
-    reducer = umap.UMAP(
-        n_neighbors=n_neighbors,
-        min_dist=min_dist,
-        metric="cosine",
-        random_state=seed,
-        n_jobs=1,
-        tqdm_kwds={"disable": False, "desc": f"UMAP of {len(points)} points, epochs"},
-    )
-    return reducer.fit_transform(points).astype(np.float32)
+    numba starts its OpenMP threading layer then and sets the OpenMP pool it shares with torch
+    to one thread per core, so a one-thread process (a test worker, a main-job worker) would
+    train on two threads afterwards: other numbers, and on busy cores up to ten times the CPU
+    time in OpenMP's spin-waits."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(points: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np.ndarray:
+    with torch_threads_kept():
+        import umap  # imported here: numba compiles on first import (seconds)
+
+        reducer = umap.UMAP(
+            n_neighbors=n_neighbors,
+            min_dist=min_dist,
+            metric="cosine",
+            random_state=seed,
+            n_jobs=1,
+            tqdm_kwds={"disable": False, "desc": f"UMAP of {len(points)} points, epochs"},
+        )
+        return reducer.fit_transform(points).astype(np.float32)
 
 
 def drift_map(
