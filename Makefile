@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name clviz --display-name "Python (clviz)"
-	$(BIN)/python -c "import umap"  # compiles numba's kernels once (about 25 s)
+	$(BIN)/python -c "from clviz.analysis.drift.umap_map import warm_up; warm_up()"  # numba, once
 	touch $(STAMP)
 
 run: setup

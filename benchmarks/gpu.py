@@ -182,7 +182,13 @@ def main_job_time(args, device) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["CLVIZ_RESULTS"] = tmp
         started = time.perf_counter()
-        small = {"stream": "smoke", "methods": ["finetune", "moe-adapters"], "steps": 2}
+        # --small trains in this process, as the main job does on a GPU (one worker there)
+        small = {
+            "stream": "smoke",
+            "methods": ["finetune", "moe-adapters"],
+            "steps": 2,
+            "workers": 1,
+        }
         main_job(Path(tmp) / "out", **(small if args.small else {}), progress=False, device=device)
         seconds = time.perf_counter() - started
     what = "smoke stream, 2 methods, 2 steps" if args.small else "every method, the full budget"

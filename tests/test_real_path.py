@@ -52,10 +52,11 @@ def zscl_reference(real) -> tuple[str, str]:
 
 
 def moe_options(real) -> tuple[str, str]:
-    """DDAS on the real path: 20 autoencoder steps, not 300, and a generic image folder
-    (EuroSAT's fake class folders stand in for TinyImageNet)."""
+    """DDAS on the real path: 20 autoencoder steps, not 300, and 4 images of a generic image
+    folder (EuroSAT's fake class folders stand in for TinyImageNet)."""
     folder = real["data"] / "eurosat" / "2750"
-    return "--options", json.dumps({"ddas_steps": 20, "generic_folder": str(folder)})
+    options = {"ddas_steps": 20, "generic_folder": str(folder), "generic_images": 4}
+    return "--options", json.dumps(options)
 
 
 def cli(real, name: str, command: str, method: str, *extra: str, backbone: bool = True) -> Path:

@@ -12,11 +12,13 @@ of its inputs (:func:`clviz.core.store.memo`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -54,11 +56,28 @@ def torch_threads_kept() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@functools.cache
+def umap_with_cached_kernels() -> ModuleType:
+    """umap-learn, its numba kernels cached on disk.
+
+    umap-learn compiles its fuzzy-set and layout kernels at the first fit of every process
+    and does not cache them: about 10 s on a laptop core, in every notebook kernel and worker
+    that draws a map. Turning on numba's own cache (what ``@njit(cache=True)`` does) makes it a
+    one-time cost per environment (``make setup`` pays it: :func:`warm_up`); the compiled code
+    and so the maps are the same."""
+    import umap  # imported here: numba compiles on first import (seconds)
+    from numba.core.dispatcher import Dispatcher
+
+    for module in (umap.umap_, umap.utils, umap.layouts, umap.spectral, umap.distances):
+        for kernel in vars(module).values():
+            if isinstance(kernel, Dispatcher):
+                kernel.enable_caching()
+    return umap
+
+
 def _fit(points: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np.ndarray:
     with torch_threads_kept():
-        import umap  # imported here: numba compiles on first import (seconds)
-
-        reducer = umap.UMAP(
+        reducer = umap_with_cached_kernels().UMAP(
             n_neighbors=n_neighbors,
             min_dist=min_dist,
             metric="cosine",
@@ -67,6 +86,12 @@ def _fit(points: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np
             tqdm_kwds={"disable": False, "desc": f"UMAP of {len(points)} points, epochs"},
         )
         return reducer.fit_transform(points).astype(np.float32)
+
+
+def warm_up() -> None:
+    """Compile and cache umap-learn's kernels with one small fit (``make setup`` runs it)."""
+    points = np.random.default_rng(0).random((300, 16), dtype=np.float32)
+    _fit(points, seed=0, n_neighbors=15, min_dist=0.3)
 
 
 def drift_map(
