@@ -64,7 +64,8 @@ def umap_with_cached_kernels() -> ModuleType:
     and does not cache them: about 10 s on a laptop core, in every notebook kernel and worker
     that draws a map. Turning on numba's own cache (what ``@njit(cache=True)`` does) makes it a
     one-time cost per environment (``make setup`` pays it: :func:`warm_up`); the compiled code
-    and so the maps are the same."""
+    and so the maps are the same. umap-learn marks some of its kernels ``cache=True`` itself,
+    so wherever it imports, numba has a cache folder for the rest too."""
     import umap  # imported here: numba compiles on first import (seconds)
     from numba.core.dispatcher import Dispatcher
 
