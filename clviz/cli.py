@@ -10,9 +10,12 @@ import torch
 
 from clviz.backbone import BackboneError
 from clviz.core.device import DeviceError
-from clviz.core.lock import FolderBusyError
+from clviz.core.integrity import forcing
+from clviz.core.lock import FolderBusyError, check_folder_setting
+from clviz.core.loop import DivergenceError
 from clviz.core.result import ResultError
 from clviz.core.store import RunDirError
+from clviz.core.validation import MAX_SEED
 from clviz.experiments.compare import MODES
 from clviz.experiments.workers import WorkerError
 
@@ -29,6 +32,7 @@ USER_ERRORS = (
     ResultError,
     FolderBusyError,
     WorkerError,
+    DivergenceError,  # names the method, task, step and the rate to lower
     torch.OutOfMemoryError,  # its message names the batch size and --batch-size
 )
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
@@ -49,10 +53,35 @@ def _whole_number(least: int, what: str):
     return parse
 
 
+def _whole_number_in(least: int, most: int, what: str):
+    """An argparse type: an integer in ``[least, most]``."""
+    parse_least = _whole_number(least, what)
+
+    def parse(text: str) -> int:
+        value = parse_least(text)
+        if value > most:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_number(text: str) -> float:
+    """An argparse type: a finite number above zero (a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
 POSITIVE = _whole_number(1, "at least 1")
-SEED = _whole_number(0, "a non-negative integer")
+SEED = _whole_number_in(0, MAX_SEED, f"a whole number from 0 to {MAX_SEED} (32 bits)")
 
 
+FORCE_HELP = "rebuild any damaged file it meets, and replace another config's results"
 PROFILE_HELP = "embedded (CPU, the default), classroom-gpu (one GPU, 64 px) or mtil (real data)"
 DEVICE_HELP = "auto (default: CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps"
 
@@ -97,6 +126,7 @@ def _zeroshot(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from clviz.core import distributed
+    from clviz.experiments.inputs import describe_inputs, run_identity
     from clviz.experiments.runs import run
     from clviz.methods import get_method
 
@@ -105,6 +135,9 @@ def _run(args: argparse.Namespace) -> int:
     result = run(config, args.out, force=args.force)
     if not distributed.is_main():
         return 0  # under torchrun, rank 0 reports and writes the result
+    if result.reused:
+        inputs = describe_inputs(run_identity(config)["inputs"])
+        print(f"reused the finished run in {result.run_dir} (same settings; {inputs})")
     m = result.metrics
     print(
         f"{args.method} on {config.stream}: Transfer {m.transfer:.1f}  Avg {m.avg:.1f}  "
@@ -145,6 +178,8 @@ def _profile_config(args: argparse.Namespace, real_data: bool | None = None, bui
         config.backbone = args.backbone
     if args.batch_size is not None:
         config.train.batch_size = args.batch_size
+    if getattr(args, "lr", None) is not None:
+        config.train.lr = args.lr
     config.device = args.device
     if args.fast:
         config.train.steps = min(config.train.steps, 10)
@@ -261,6 +296,7 @@ def _main_job(args: argparse.Namespace) -> int:
     from clviz.experiments.main_job import main_job
 
     stream, steps = ("smoke", 10) if args.fast else (args.stream, args.steps)
+    check_folder_setting(args.out, "--out")
     paths = main_job(
         args.out,
         stream=stream,
@@ -327,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="methods trained at once, one thread each (default: one per CPU core; 1 on a GPU)",
     )
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=_main_job)
 
     p = sub.add_parser(
@@ -358,7 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backbone", default=None, help="default: the profile's")
         p.add_argument("--pretrained", default=None, help="hub tag or local weights file")
         p.add_argument("--fast", action="store_true", help="at most 10 steps per task (smoke)")
-        p.add_argument("--force", action="store_true", help="replace another config's results")
+        p.add_argument("--force", action="store_true", help=FORCE_HELP)
+        p.add_argument(
+            "--lr", type=_positive_number, default=None, help="training rate (default: profile's)"
+        )
         p.add_argument("--device", default=None, help=DEVICE_HELP)
         p.add_argument(
             "--batch-size",
@@ -413,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with forcing(getattr(args, "force", False)):
+            return args.func(args)
     except USER_ERRORS as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"clviz {args.command}: error: {message}", file=sys.stderr)

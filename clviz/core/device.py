@@ -20,6 +20,8 @@ from typing import TypeVar
 
 import torch
 
+from clviz.core.distributed import launch
+
 ENV_VAR = "CLVIZ_DEVICE"
 C = TypeVar("C")
 
@@ -52,7 +54,7 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
     text = spec.strip().lower()
     if text == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            return torch.device("cuda", launch().local_rank)
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     try:
         device = torch.device(text)
@@ -65,7 +67,7 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
         return device
     if device.type == "cuda":
         count = torch.cuda.device_count()
-        index = device.index if device.index is not None else int(os.environ.get("LOCAL_RANK", 0))
+        index = device.index if device.index is not None else launch().local_rank
         if index < count:
             return torch.device("cuda", index)
     elif device.type == "mps" and _mps_available():

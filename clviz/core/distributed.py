@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
@@ -30,9 +31,57 @@ from torch.nn.parallel import DistributedDataParallel
 T = TypeVar("T")
 
 
+class LaunchError(ValueError):
+    """torchrun's environment variables are set but make no launch; the message names them."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This process's place in a launch: ``world`` processes, this one ``rank`` (its GPU is the
+    ``local_rank``-th). A single process is ``Launch(1, 0, 0)``."""
+
+    world: int
+    rank: int
+    local_rank: int
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise LaunchError(
+            f"${name} must be a whole number >= 0, got {text!r}; unset it, or start the "
+            "command with torchrun, which sets it"
+        )
+    return value
+
+
+def launch() -> Launch:
+    """The launch that torchrun's ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` describe, checked:
+    whole numbers, ``RANK < WORLD_SIZE``. Without ``WORLD_SIZE`` > 1 this is a single process,
+    whatever ``RANK`` a shell left behind (it takes its run folder's lock and writes)."""
+    world = _env_int("WORLD_SIZE", 1)
+    rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    if world < 1:
+        raise LaunchError(f"$WORLD_SIZE must be at least 1, got {world}; unset it, or use torchrun")
+    if world == 1:
+        return Launch(1, 0, 0)
+    if rank >= world:
+        raise LaunchError(
+            f"$RANK ({rank}) must be below $WORLD_SIZE ({world}); start the command with "
+            "torchrun, which sets both"
+        )
+    return Launch(world, rank, local_rank)
+
+
 def launched() -> bool:
     """True inside a ``torchrun`` launch with more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return launch().world > 1
 
 
 def init(device: torch.device | None = None) -> None:
@@ -43,6 +92,25 @@ def init(device: torch.device | None = None) -> None:
         if on_gpu:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if on_gpu else "gloo")
+
+
+def decided_by_main(decide: Callable[[], T]) -> T:
+    """``decide()`` on rank 0 alone, its outcome (a value, or the error it raised) shared with
+    every process, which wait for it; a plain call in a single process. Rank 0 takes a run
+    folder's lock this way while the others wait on it."""
+    if not active():
+        return decide()
+    box: list[object] = [None]
+    if rank() == 0:
+        try:
+            box[0] = ("value", decide())
+        except Exception as err:
+            box[0] = ("error", err)
+    dist.broadcast_object_list(box, src=0)
+    kind, outcome = box[0]  # type: ignore[misc]
+    if kind == "error":
+        raise outcome  # type: ignore[misc]
+    return outcome  # type: ignore[return-value]
 
 
 def active() -> bool:

@@ -6,23 +6,30 @@ indexed directly: no copy, no process. A task whose images are read from disk
 (:class:`~clviz.data.lazy.LazyImages`) is decoded by a torch ``DataLoader`` with worker
 processes, a couple of batches ahead, into pinned memory when the model is on a GPU, and copied
 with ``non_blocking=True``. Which examples are decoded never depends on the workers, so a run
-repeats exactly whatever ``$CLVIZ_WORKERS`` says.
+repeats exactly whatever ``$CLVIZ_WORKERS`` says. An image that cannot be read inside a worker
+is the same one-line :class:`~clviz.data.lazy.ImageReadError` as without workers (torch's
+re-raised copy carries the worker's whole traceback in its message; only our line is kept).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import traceback
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from clviz.data.lazy import ImageReadError
+
 if TYPE_CHECKING:
     from clviz.core.formats import Batch, TaskFormat
 
 Index = slice | torch.Tensor
 WORKERS_VAR = "CLVIZ_WORKERS"
+_WORKER_ERROR = re.compile(r"Caught ImageReadError in DataLoader worker process \d+")
 
 
 def loader_workers() -> int:
@@ -78,5 +85,29 @@ def feed(
         pin_memory=device.type == "cuda",
         prefetch_factor=2,
     )
-    for batch in loader:
+    batches = iter(loader)
+    while True:
+        message = None
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except ImageReadError as err:
+            message = _worker_message(err)
+            if message is None:
+                raise
+            traceback.clear_frames(err.__traceback__)  # its frames hold the workers' iterator
+        if message is not None:
+            del batches, loader  # the workers stop now, not when the error is collected
+            raise ImageReadError(message) from None
         yield batch.to(device)
+
+
+def _worker_message(err: ImageReadError) -> str | None:
+    """Our one-line message inside torch's re-raised copy of a worker's ImageReadError (which
+    reads ``Caught ImageReadError in DataLoader worker process N. Original Traceback ...
+    ImageReadError: <our message>``); None when ``err`` is not such a copy."""
+    text, marker = str(err), "ImageReadError: "
+    if not _WORKER_ERROR.match(text) or marker not in text:
+        return None
+    return text.rsplit(marker, 1)[1].strip().splitlines()[0]

@@ -10,6 +10,12 @@ rebuilds it. The checksum travels *inside* the file, so that one atomic replace
   the sha256 of header and payload), then ``torch.save``'s bytes.
 - JSON files (``results.json``) get an ``"integrity"`` member: the sha256 of the rest of the
   document and of the member itself, plus what the caller adds (the run's identity).
+
+A seal proves that the bytes are intact, and also *where they belong*: every sealed file
+records its ``role`` (``checkpoint``, ``results``, ``features``, ``cache``...) and its ``key``
+(the run's digest, the cache entry's name). A reader says which role and key it expects, and a
+file copied or moved over another one is refused like a damaged file: an intact file in the
+wrong place is as wrong as a flipped bit.
 """
 
 from __future__ import annotations
@@ -18,19 +24,41 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from clviz.core.io import atomic_path, write_bytes_durably
+from clviz.core.io import atomic_path, json_safe, write_bytes_durably
 
 MAGIC = b"CLVIZ-SEALED 1\n"
 ZIP_MAGIC = b"PK\x03\x04"  # how every torch.save file begins
 INTEGRITY = "integrity"
 MAX_HEADER = 1 << 20  # a header line is small; a longer "line" is damage, not a header
 FORCE_FIX = "rerun the same command with --force to rebuild it"
+
+
+_FORCE: ContextVar[bool] = ContextVar("clviz_force", default=False)
+
+
+@contextmanager
+def forcing(on: bool = True) -> Iterator[None]:
+    """Within the block, every damaged sealed file clviz meets is removed and rebuilt, as with
+    ``--force`` (the command line wraps a whole command in it; caches deep inside, such as the
+    world's drawn splits or a UMAP, then honour the flag too)."""
+    token = _FORCE.set(on)
+    try:
+        yield
+    finally:
+        _FORCE.reset(token)
+
+
+def force_requested() -> bool:
+    """Whether the running command asked for ``--force`` (see :func:`forcing`)."""
+    return _FORCE.get()
 
 
 class ResultError(ValueError):
@@ -50,7 +78,32 @@ def damaged(path: str | os.PathLike, why: str, fix: str = FORCE_FIX) -> Integrit
 
 def canonical(data: Any) -> bytes:
     """The one byte string of a JSON value that checksums are taken over."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), default=str, allow_nan=False
+    ).encode()
+
+
+def _binding(role: str, key: str | None) -> dict[str, str]:
+    if not role:
+        raise ValueError("a sealed file needs a role (what kind of file it is)")
+    return {"role": role, "key": "" if key is None else str(key)}
+
+
+def check_binding(
+    path: Path, meta: Mapping[str, Any], role: str, key: str | None, fix: str
+) -> None:
+    """``meta`` (a seal) was written for ``role`` and, unless ``key`` is None, for ``key``;
+    otherwise the file was copied or moved here: an :class:`IntegrityError` naming it."""
+    if "role" not in meta:
+        raise damaged(path, "it records no role and key (written by an older clviz)", fix)
+    theirs = (meta.get("role"), meta.get("key"))
+    if theirs[0] != role or (key is not None and theirs[1] != str(key)):
+        raise damaged(
+            path,
+            f"it was written as the {theirs[0]} of {theirs[1]!r}, not as the {role} of "
+            f"{key!r} (copied or moved here from another place)",
+            fix,
+        )
 
 
 def _digest(meta: Mapping[str, Any], payload: bytes | memoryview) -> str:
@@ -61,13 +114,20 @@ def _digest(meta: Mapping[str, Any], payload: bytes | memoryview) -> str:
 
 
 # ---------------------------------------------------------------------- binary (torch) files
-def write_sealed(path: str | os.PathLike, obj: Any, meta: Mapping[str, Any] | None = None) -> None:
-    """``torch.save(obj)`` to ``path``, atomically, behind a header holding ``meta`` (JSON)
-    and the sha256 of both."""
+def write_sealed(
+    path: str | os.PathLike,
+    obj: Any,
+    *,
+    role: str,
+    key: str | None,
+    meta: Mapping[str, Any] | None = None,
+) -> None:
+    """``torch.save(obj)`` to ``path``, atomically, behind a header holding ``role``, ``key``
+    and ``meta`` (JSON) and the sha256 of all of it."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     payload = buffer.getbuffer()
-    header = {**(meta or {}), "bytes": len(payload)}
+    header = {**(meta or {}), **_binding(role, key), "bytes": len(payload)}
     header["sha256"] = _digest(header, payload)
     with atomic_path(path) as tmp:
         write_bytes_durably(tmp, MAGIC, canonical(header) + b"\n", payload)
@@ -104,11 +164,16 @@ def read_header(path: str | os.PathLike, fix: str = FORCE_FIX) -> dict[str, Any]
 
 
 def read_sealed(
-    path: str | os.PathLike, *, weights_only: bool = True, fix: str = FORCE_FIX
+    path: str | os.PathLike,
+    *,
+    role: str,
+    key: str | None,
+    weights_only: bool = True,
+    fix: str = FORCE_FIX,
 ) -> tuple[Any, dict[str, Any]]:
-    """The object sealed in ``path`` and its header, after checking size and sha256; any
-    mismatch, or a payload torch cannot read, is an :class:`IntegrityError` (``fix`` says
-    what to do)."""
+    """The object sealed in ``path`` and its header, after checking size, sha256, and that it
+    was written as ``role`` of ``key`` (None: any key of that role); any mismatch, or a
+    payload torch cannot read, is an :class:`IntegrityError` (``fix`` says what to do)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -120,6 +185,7 @@ def read_sealed(
         raise damaged(path, f"{why} (truncated or extended)", fix)
     if _digest(header, payload) != header.get("sha256"):
         raise damaged(path, "its sha256 does not match the one written with it", fix)
+    check_binding(path, header, role, key, fix)
     try:
         obj = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=weights_only)
     except Exception as err:  # checksummed yet unreadable: written by an incompatible torch
@@ -128,30 +194,49 @@ def read_sealed(
 
 
 # ---------------------------------------------------------------------- JSON files
-def seal_json(data: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``data`` with an ``"integrity"`` member: ``meta`` and the sha256 of everything."""
-    body = {k: v for k, v in data.items() if k != INTEGRITY}
-    integrity = dict(meta or {})
+def seal_json(
+    data: Mapping[str, Any],
+    *,
+    role: str,
+    key: str | None,
+    meta: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``data`` with an ``"integrity"`` member: ``role``, ``key``, ``meta`` and the sha256 of
+    everything. Non-finite numbers become null (strict JSON, :func:`~clviz.core.io.json_safe`)."""
+    body = json_safe({k: v for k, v in data.items() if k != INTEGRITY})
+    integrity = {**json_safe(dict(meta or {})), **_binding(role, key)}
     integrity["sha256"] = _digest(integrity, canonical(body))
     return {**body, INTEGRITY: integrity}
 
 
 def write_sealed_json(
-    path: str | os.PathLike, data: Mapping[str, Any], meta: Mapping[str, Any] | None = None
+    path: str | os.PathLike,
+    data: Mapping[str, Any],
+    *,
+    role: str,
+    key: str | None,
+    meta: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``data``, sealed with ``meta``, as indented JSON, atomically."""
-    text = json.dumps(seal_json(data, meta), indent=2) + "\n"
+    """Write ``data``, sealed as ``role`` of ``key`` with ``meta``, as indented strict JSON,
+    atomically."""
+    sealed = seal_json(data, role=role, key=key, meta=meta)
+    text = json.dumps(sealed, indent=2, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
         write_bytes_durably(tmp, text.encode())
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number (strict JSON has no NaN or Infinity)")
+
+
 def read_sealed_json(
-    path: str | os.PathLike, fix: str = FORCE_FIX
+    path: str | os.PathLike, fix: str = FORCE_FIX, *, role: str, key: str | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the document without its seal, the seal) of a sealed JSON file, after checking it."""
+    """(the document without its seal, the seal) of a sealed JSON file, after checking its
+    checksum and that it was written as ``role`` of ``key`` (None: any key)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
     except OSError as err:
         raise damaged(path, f"it cannot be read ({err.strerror or err})", fix) from None
     except ValueError as err:  # UnicodeDecodeError and JSONDecodeError alike
@@ -161,4 +246,5 @@ def read_sealed_json(
     integrity = data.pop(INTEGRITY)
     if _digest(integrity, canonical(data)) != integrity.get("sha256"):
         raise damaged(path, "its sha256 does not match its content (edited or corrupted)", fix)
+    check_binding(path, integrity, role, key, fix)
     return data, integrity

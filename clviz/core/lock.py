@@ -16,6 +16,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from clviz.core.io import temp_prefix
+
 LOCK_NAME = ".lock"
 
 _LOCKS: dict[Path, FileLock] = {}  # one lock object per folder and process: re-entrant
@@ -26,13 +28,26 @@ class FolderBusyError(RuntimeError):
     """The run folder cannot be taken: another run holds it, or it cannot be written."""
 
 
+def check_folder_setting(value: str | os.PathLike | None, flag: str) -> None:
+    """A folder the user named (``--out``, an environment variable) is not empty text and not
+    a file: caught before any work, naming ``flag``."""
+    if value is None:
+        return
+    if not str(value).strip():
+        raise FolderBusyError(
+            f"{flag} is empty; name a folder (an empty {flag} would write into the current one)"
+        )
+    if Path(value).exists() and not Path(value).is_dir():
+        raise FolderBusyError(f"{flag} {value} is a file, not a folder; choose another {flag}")
+
+
 def _writable_folder(folder: Path, flag: str) -> None:
     """Create ``folder`` and check that files can be written in it (before any training)."""
     if folder.exists() and not folder.is_dir():
         raise FolderBusyError(f"{flag} {folder} is a file, not a folder; choose another {flag}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=temp_prefix("write-check"), suffix=".tmp", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:

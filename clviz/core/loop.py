@@ -13,6 +13,7 @@ every checkpoint, a close look inside one task, a progress display.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import resource
 import time
@@ -69,6 +70,41 @@ class Observer:
         pass
 
 
+FINITE_CHECK_EVERY = 50  # steps between checks of the loss on an accelerator (one sync each)
+
+
+class DivergenceError(ArithmeticError):
+    """Training produced a non-finite loss; the message names the method, task, step and the
+    setting to lower. The run stops there: its last checkpoint (the tasks before) is kept."""
+
+
+def rate_hint(method: Method, rate: float) -> str:
+    """How to lower the rate of ``method``: its own ``lr`` option, or the training rate."""
+    lower = f"{rate / 10:g}"
+    if any(f.name == "lr" for f in dataclasses.fields(method.options)):
+        return f"Lower the method's rate with --options '{{\"lr\": {lower}}}' (it was {rate:g})"
+    return f"Lower the training rate with --lr {lower} (it was {rate:g})"
+
+
+def check_finite(
+    losses: Sequence[torch.Tensor], first_step: int, method: Method, state: TaskState, stage: Stage
+) -> None:
+    """Raise :class:`DivergenceError` at the first non-finite loss of ``losses`` (the losses of
+    steps ``first_step``, ``first_step + 1``...)."""
+    finite = torch.isfinite(torch.stack(list(losses)).float())
+    if bool(finite.all()):
+        return
+    bad = int((~finite).nonzero()[0, 0])
+    value = float(losses[bad])
+    where = f" ({stage.name})" if stage.name != "train" else ""
+    raise DivergenceError(
+        f"{method.name} diverged on task {state.index + 1} ({state.task.name}){where} at step "
+        f"{first_step + bad + 1} of {stage.steps}: the loss is {value}. "
+        f"{rate_hint(method, stage.lr)}: that is a new run; this run's folder keeps its "
+        "checkpoint of the tasks before"
+    )
+
+
 def optimize(
     method: Method, state: TaskState, stage: Stage, generator: torch.Generator, progress: bool
 ) -> StageStats:
@@ -110,6 +146,10 @@ def optimize(
         disable=not progress or not distributed.is_main(),
         leave=False,
     )
+    # A non-finite loss stops the run at once: every step on the CPU (reading a number there
+    # costs nothing), every FINITE_CHECK_EVERY steps on an accelerator (each read waits for it).
+    check_every = 1 if method.device.type == "cpu" else FINITE_CHECK_EVERY
+    checked = 0
     for step, batch in enumerate(bar):
         with out_of_memory_hint(size):
             with amp:
@@ -120,6 +160,9 @@ def optimize(
             scheduler.step()
         method.after_step(state, step)
         losses.append(loss.detach())
+        if len(losses) - checked >= check_every or step + 1 == stage.steps:
+            check_finite(losses[checked:], checked, method, state, stage)
+            checked = len(losses)
     model.eval()
     losses = torch.stack(losses).float().tolist() if losses else []
     tail = losses[-10:]

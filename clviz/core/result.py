@@ -112,6 +112,7 @@ class RunResult:
     config_hash: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # what a protocol adds (class order...)
     run_dir: Path | None = None  # where the run lives (not saved: the folder may move)
+    reused: bool = False  # read back from the store, not trained by this call (not saved)
 
     def __post_init__(self) -> None:
         if not self.columns:
@@ -132,7 +133,8 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every field but ``run_dir``, plus the metrics for people to read."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("record", "run_dir")}
+        skip = ("record", "run_dir", "reused")
+        data = {k: v for k, v in asdict(self).items() if k not in skip}
         data["record"] = None if self.record is None else self.record.to_dict()
         data["metrics"] = self.metrics.as_dict()
         return data
@@ -149,7 +151,7 @@ class RunResult:
 
     def save(self, path: str | Path) -> None:
         """Write ``results.json`` atomically, sealed with its sha256 (checked by :meth:`load`)."""
-        write_sealed_json(path, self.to_dict())
+        write_sealed_json(path, self.to_dict(), role="results", key=self.config_hash)
 
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
@@ -157,7 +159,7 @@ class RunResult:
         path = Path(path)
         fix = "delete the folder, or rerun the same command with --force to rebuild it"
         try:
-            data, _ = read_sealed_json(path, fix)
+            data, _ = read_sealed_json(path, fix, role="results", key=None)
         except IntegrityError as err:
             raise ResultError(str(err)) from None
         try:

@@ -15,7 +15,12 @@ Nothing is lost and nothing is silently wrong:
   with their sha256 and the run's identity inside, and checked on every read. A damaged file
   is an error naming it and the command that rebuilds it; with ``force`` it is removed and
   rebuilt;
-- temporary files that killed writes left behind are swept up when the lock is taken.
+- temporary files that killed clviz writes left behind are swept up when the lock is taken
+  (only clviz's own, and only those whose writing process is gone: :mod:`clviz.core.io`).
+
+``force`` (``--force``, or :func:`~clviz.core.integrity.forcing` around a whole command)
+removes and rebuilds a damaged file; for a finished run whose checkpoint or probe features are
+damaged that means training the run again (deterministic: the same matrix comes out).
 
 Content-addressed caches (the untouched backbone's evaluation, the UMAP of a set of runs) go
 through :func:`memo`, under the same root.
@@ -37,6 +42,7 @@ from clviz.core.config import digest_of
 from clviz.core.integrity import (
     FORCE_FIX,
     IntegrityError,
+    force_requested,
     read_header,
     read_sealed,
     read_sealed_json,
@@ -44,14 +50,14 @@ from clviz.core.integrity import (
     unsealed_torch_file,
     write_sealed,
 )
-from clviz.core.io import atomic_path, remove_stale_temps, write_bytes_durably
-from clviz.core.lock import FolderLock
+from clviz.core.io import atomic_path, remove_stale_temps, strict_json, write_bytes_durably
+from clviz.core.lock import FolderLock, check_folder_setting
 from clviz.core.result import ResultError, RunResult
 
 RESULTS = "results.json"
 CHECKPOINT = "checkpoint.pt"
 RESULTS_ENV = "CLVIZ_RESULTS"
-CACHE_TEMP_AGE_S = 3600.0  # a cache's temporary file this old belongs to no live write
+FEATURES = "features.pt"  # the probe's features (clviz.analysis.drift), a finished run's artefact
 
 T = TypeVar("T")
 
@@ -65,7 +71,8 @@ class RunDirError(RuntimeError):
 def results_root() -> Path:
     """Where runs live: ``$CLVIZ_RESULTS``, else ``results/runs`` of this checkout (so the
     notebooks, the CLI and the main job share one store), else ``./results/runs``."""
-    if os.environ.get(RESULTS_ENV):
+    if os.environ.get(RESULTS_ENV) is not None:
+        check_folder_setting(os.environ[RESULTS_ENV], f"${RESULTS_ENV}")
         return Path(os.environ[RESULTS_ENV])
     repo = Path(__file__).resolve().parents[2]
     if (repo / "pyproject.toml").is_file():
@@ -74,9 +81,12 @@ def results_root() -> Path:
 
 
 def _writes() -> bool:
-    """Whether this process writes run folders: yes, except the non-zero ranks of a torchrun
-    launch (rank 0 writes; the others must not take its lock)."""
-    return os.environ.get("RANK", "0") == "0"
+    """Whether this process takes run folders' locks and writes them: always, except the
+    non-zero ranks of a real torchrun launch (rank 0 holds the lock for all; a ``RANK`` left in
+    the environment of a single process changes nothing)."""
+    from clviz.core.distributed import launch
+
+    return launch().rank == 0
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -90,9 +100,9 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def differences(here: Mapping[str, Any], there: Mapping[str, Any]) -> list[str]:
     """The settings in which two identities differ, as ``name: <there> there, <here> here``."""
-    a, b = _flatten(json.loads(json.dumps(here, default=str))), _flatten(there)
+    a, b = _flatten(json.loads(strict_json(here, default=str))), _flatten(there)
     return [
-        f"{key}: {json.dumps(b.get(key))} there, {json.dumps(a.get(key))} here"
+        f"{key}: {strict_json(b.get(key))} there, {strict_json(a.get(key))} here"
         for key in sorted(set(a) | set(b))
         if a.get(key) != b.get(key)
     ]
@@ -121,7 +131,7 @@ class RunStore:
         self.folder = Path(folder)
         self.identity = dict(identity)
         self.digest = digest_of(self.identity)
-        self.force = force
+        self.force = force or force_requested()
         self.result_type = result_type
         self.lock = FolderLock(self.folder)
 
@@ -191,7 +201,7 @@ class RunStore:
         if not path.is_file():
             return None
         try:
-            return read_sealed_json(path)
+            return read_sealed_json(path, role="results", key=None)
         except IntegrityError:
             if self.force:
                 self._remove_damaged(path)
@@ -217,7 +227,38 @@ class RunStore:
                 return None
             raise
         result.run_dir = self.folder
+        artefact = self._damaged_artefact() if self.force else None
+        if artefact is not None:  # rebuilt by training the run again (the same matrix)
+            self._remove_damaged(artefact)
+            self._remove_damaged(self.path(RESULTS))
+            return None
         return result
+
+    def _damaged_artefact(self) -> Path | None:
+        """The first of a finished run's checkpoint and probe features that fails its seal."""
+        for name, role in ((CHECKPOINT, "checkpoint"), (FEATURES, "features")):
+            path = self.path(name)
+            if not path.is_file():
+                continue
+            try:
+                read_sealed(path, role=role, key=None, weights_only=False)
+            except IntegrityError:
+                return path
+        return None
+
+    def check_partial(self) -> None:
+        """A partial run's checkpoint in this folder belongs to this identity (read from its
+        header, before any work); another's is the clash error, unless ``force``."""
+        path = self.path(CHECKPOINT)
+        if self.force or not path.is_file():
+            return
+        try:
+            header = read_header(path)
+        except (OSError, IntegrityError):
+            return  # a damaged checkpoint is named when it is read
+        if header.get("identity") not in (None, self.digest):
+            lead = f"{path} belongs to another run"
+            raise self._clash(header.get("settings"), header.get("identity"), lead)
 
     def finished(self) -> Any:
         """This identity's finished result, or None: then the caller will train, and the store
@@ -226,10 +267,13 @@ class RunStore:
         with ``force``, removed)."""
         result = self._read_finished()
         if result is not None:
+            result.reused = True
             return result
+        self.check_partial()
         self.acquire()
         result = self._read_finished()  # another process may have finished it meanwhile
         if result is not None:
+            result.reused = True
             self.release()
         return result
 
@@ -248,8 +292,9 @@ class RunStore:
         with atomic_path(path) as tmp:
             result.save(tmp)  # the result's own JSON, sealed here with the identity
             data = json.loads(tmp.read_text())
-            sealed = seal_json(data, {"identity": self.identity, "digest": self.digest})
-            write_bytes_durably(tmp, (json.dumps(sealed, indent=2) + "\n").encode())
+            meta = {"identity": self.identity, "digest": self.digest}
+            sealed = seal_json(data, role="results", key=self.digest, meta=meta)
+            write_bytes_durably(tmp, (strict_json(sealed, indent=2) + "\n").encode())
         result.run_dir = self.folder
         if self in _LAST:
             _LAST.clear()
@@ -264,7 +309,7 @@ class RunStore:
         if not path.is_file():
             return None
         try:
-            saved, header = read_sealed(path, weights_only=False)
+            saved, header = read_sealed(path, role="checkpoint", key=None, weights_only=False)
         except IntegrityError:
             if self.force:
                 self._remove_damaged(path)
@@ -286,7 +331,8 @@ class RunStore:
             "settings": self.identity,
             "tasks_done": len(state.get("rows", ())),
         }
-        write_sealed(self.path(CHECKPOINT), {**state, "identity": self.digest}, meta)
+        state = {**state, "identity": self.digest}
+        write_sealed(self.path(CHECKPOINT), state, role="checkpoint", key=self.digest, meta=meta)
 
     def tasks_done(self) -> int:
         """How many tasks the checkpoint on disk holds (0 without a readable one)."""
@@ -307,26 +353,44 @@ def resume_hint() -> str:
     )
 
 
+def cache_key(path: Path) -> str:
+    """What a cache file is the entry of: its folder and name (which hold the content key)."""
+    return f"{path.parent.name}/{path.name}"
+
+
 def memo(
     path: str | Path, compute: Callable[[], T], *, force: bool = False, fix: str | None = None
 ) -> T:
     """``compute()``, sealed at ``path`` (atomically) and loaded from there next time, after
-    its checksum is checked. ``path`` must name the inputs (a content hash). A damaged file is
-    an error saying ``fix`` (by default: rerun with --force, or delete the file); with
-    ``force`` it is rebuilt. An older clviz's unsealed cache file is rebuilt and sealed (it
-    holds what its name says, but cannot be checked)."""
+    its checksum and its key (the file's folder and name, :func:`cache_key`) are checked.
+    ``path`` must name the inputs (a content hash), so an entry copied over another's name is
+    refused. A damaged or misplaced file is an error saying ``fix`` (by default: rerun with
+    --force, or delete the file); with ``force`` (or under
+    :func:`~clviz.core.integrity.forcing`) it is rebuilt. An older clviz's cache file, unsealed
+    or sealed without its key, is rebuilt and sealed (it cannot be checked)."""
     path = Path(path)
-    remove_stale_temps(path.parent, older_than_s=CACHE_TEMP_AGE_S)
-    if path.is_file() and not unsealed_torch_file(path):
+    remove_stale_temps(path.parent)
+    if path.is_file() and not _older_cache(path):
         try:
-            return read_sealed(path, fix=fix or f"{FORCE_FIX}, or delete the file")[0]
+            fix = fix or f"{FORCE_FIX}, or delete the file"
+            return read_sealed(path, role="cache", key=cache_key(path), fix=fix)[0]
         except IntegrityError:
-            if not force:
+            if not (force or force_requested()):
                 raise
             path.unlink(missing_ok=True)
     value = compute()
-    write_sealed(path, value, {"cache": path.name})
+    write_sealed(path, value, role="cache", key=cache_key(path))
     return value
+
+
+def _older_cache(path: Path) -> bool:
+    """An older clviz's cache file: a plain ``torch.save`` zip, or sealed without a role."""
+    if unsealed_torch_file(path):
+        return True
+    try:
+        return "role" not in read_header(path)
+    except (OSError, IntegrityError):
+        return False  # damaged: named when read
 
 
 def weights_digest(model: nn.Module) -> str:

@@ -88,6 +88,9 @@ OPTION_RANGES: dict[str, Range] = {
     "we_every": NON_NEGATIVE,
     "ddas_steps": NON_NEGATIVE,
     "ddas_code": AT_LEAST_ONE,
+    "generic_images": AT_LEAST_ONE,
+    "memory_per_class": AT_LEAST_ONE,
+    "replay_batch": AT_LEAST_ONE,
     "feature_cache_mb": NON_NEGATIVE,
     "stage1_steps": NON_NEGATIVE,
     "stage2_steps": NON_NEGATIVE,
@@ -174,13 +177,51 @@ def check_value(label: str, value: Any, hint: Any, span: Range | None = None) ->
         raise OptionError(f"{label} must be {span}, got {value!r}")
 
 
+# Counts of images, texts or memory slots: a larger one is a typo, and would allocate for
+# minutes before failing (sizes of adapters are bounded by a memory estimate instead).
+MAX_COUNT = 1_000_000
+COUNT_OPTIONS = (
+    "reference_images",
+    "reference_texts",
+    "reference_batch",
+    "generic_images",
+    "memory_per_class",
+    "replay_batch",
+    "ddas_code",
+    "ddas_steps",
+    "stage1_steps",
+    "stage2_steps",
+    "we_every",
+)
+MAX_SEED = 2**32 - 1  # seeds are 32-bit, as numpy's and most tools' are
+
+
+def check_path_option(label: str, name: str, value: Any) -> None:
+    """An option that names a folder (``*_folder``) or a file (``*_file``) must name an
+    existing one: checked before any work, not when a task first needs it."""
+    if not isinstance(value, str):
+        return
+    from pathlib import Path
+
+    path = Path(value).expanduser()
+    if name.endswith("_folder") and not path.is_dir():
+        what = "is a file, not a folder" if path.is_file() else "does not exist"
+        raise OptionError(f"{label}: {value} {what}; point it at an existing folder of images")
+    if name.endswith("_file") and not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise OptionError(f"{label}: {value} {what}; point it at an existing file")
+
+
 def check_options(method: str, options_type: type, values: Mapping[str, Any]) -> None:
     """The options ``values`` given to ``method`` (names already known to be fields of
-    ``options_type``): their types, ranges and relations."""
+    ``options_type``): their types, ranges, relations, and the folders and files they name."""
     hints = typing.get_type_hints(options_type)
     for name, value in values.items():
         label = f"{method} option {name}"
         check_value(label, value, hints.get(name, Any), OPTION_RANGES.get(name))
+        if name in COUNT_OPTIONS and isinstance(value, int) and value > MAX_COUNT:
+            raise OptionError(f"{label} must be at most {MAX_COUNT:,}, got {value:,}")
+        check_path_option(label, name, value)
     fields = {f.name: f for f in dataclasses.fields(options_type)}
     for small, large in OPTION_RELATIONS:
         if small in fields and large in fields and (small in values or large in values):

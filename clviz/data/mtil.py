@@ -20,6 +20,12 @@ system, so the reference's split is not the same on two machines; clviz sorts th
 MD5 checks are skipped (CIFAR-100, Flowers102) so that any copy with the right layout loads.
 Stanford Cars' original download is gone; its torchvision layout is what the Kaggle mirror of
 the dataset holds (with ``cars_test_annos_withlabels.mat``).
+
+Before torchvision lists a dataset, :func:`~clviz.data.scan.scan_dataset` walks its folder once
+without following links and refuses any link below it (a loop would hang torchvision's walk, a
+duplicate would put one image in both splits); after listing, no image may appear twice in one
+split or in both. :func:`dataset_fingerprint` (and :func:`stream_fingerprint`) give a cheap
+content identity of the folders, from the same walk.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ import torch
 
 from clviz.core.task import FEW_SHOT_K, Task
 from clviz.data import classnames as cn
-from clviz.data.lazy import ArrayReader, FileReader, LazyImages, Reader
+from clviz.data.lazy import ArrayReader, FileReader, LazyImages, Reader, pixel_limit
+from clviz.data.scan import DatasetError, check_unique, scan_dataset
 
 DATA_ENV = "CLVIZ_DATA"
 MTIL_IMAGE_SIZE = 224  # CLIP ViT-B/16's input
@@ -68,10 +75,6 @@ MTIL_ORDER_II = (
     "EuroSAT",
     "CIFAR100",
 )
-
-
-class DatasetError(ValueError):
-    """A real dataset is missing or malformed; the message names the path and the layout."""
 
 
 @dataclass(frozen=True)
@@ -388,16 +391,20 @@ def _dataset_error(spec: DatasetSpec, root: Path, problem: str) -> DatasetError:
     )
 
 
-def load_split(name: str, root: str | os.PathLike | None, train: bool, download: bool = False):
-    """One split of dataset ``name`` (an MTIL name, e.g. ``"Aircraft"``) as a :class:`Split`."""
+def _spec(name: str) -> DatasetSpec:
+    """The spec of MTIL dataset ``name``, or a DatasetError listing the valid names."""
     if name not in DATASETS:
         raise DatasetError(f"unknown MTIL dataset {name!r}; valid names: {', '.join(DATASETS)}")
-    spec, path = DATASETS[name], resolve_data_root(root)
+    return DATASETS[name]
+
+
+def _read_split(spec: DatasetSpec, path: Path, train: bool, download: bool) -> Split:
+    """One split as torchvision lists it; any failure is the dataset's error with its layout."""
     try:
         split = spec.load(path, train, download)
     except (RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError) as err:
         raise _dataset_error(spec, path, f"{type(err).__name__}: {err}") from err
-    expected = cn.NUM_CLASSES[name]
+    expected = cn.NUM_CLASSES[spec.name]
     if len(split.classnames) != expected:
         raise _dataset_error(
             spec, path, f"found {len(split.classnames)} classes, expected {expected}"
@@ -407,13 +414,47 @@ def load_split(name: str, root: str | os.PathLike | None, train: bool, download:
     return split
 
 
+def _scan(spec: DatasetSpec, path: Path) -> str | None:
+    """Scan the dataset's folder before torchvision lists it (its fingerprint; None when the
+    folder is missing, which torchvision then reports)."""
+    folder = path / spec.folder
+    return scan_dataset(folder, spec.name) if folder.is_dir() else None
+
+
+def _check_listing(spec: DatasetSpec, path: Path, splits: dict[str, Split]) -> None:
+    """No image twice in one split or in two (datasets read from image files only)."""
+    listed = {k: s.reader.paths for k, s in splits.items() if isinstance(s.reader, FileReader)}
+    if listed:
+        check_unique(listed, path / spec.folder, spec.name)
+
+
+def load_split(name: str, root: str | os.PathLike | None, train: bool, download: bool = False):
+    """One split of dataset ``name`` (an MTIL name, e.g. ``"Aircraft"``) as a :class:`Split`."""
+    spec, path = _spec(name), resolve_data_root(root)
+    pixel_limit()  # a bad $CLVIZ_MAX_IMAGE_PIXELS fails here, before any worker starts
+    _scan(spec, path)
+    split = _read_split(spec, path, train, download)
+    _check_listing(spec, path, {"train" if train else "test": split})
+    return split
+
+
+def _load_both(name: str, root: Path, download: bool) -> tuple[Split, Split]:
+    """The train and test splits of ``name`` after one scan of its folder, checked together."""
+    spec = _spec(name)
+    pixel_limit()  # a bad $CLVIZ_MAX_IMAGE_PIXELS fails here, before any worker starts
+    _scan(spec, root)
+    train = _read_split(spec, root, True, download)
+    test = _read_split(spec, root, False, download)
+    _check_listing(spec, root, {"train": train, "test": test})
+    return train, test
+
+
 @lru_cache(maxsize=64)
 def _make_task(
     name: str, root: Path, image_size: int, k: int | None, seed: int, download: bool
 ) -> Task:
     spec = DATASETS[name]
-    train = load_split(name, root, True, download)
-    test = load_split(name, root, False, download)
+    train, test = _load_both(name, root, download)
     train_idx = None if k is None else few_shot_indices(train.labels, k, seed)
     train_labels = train.labels if train_idx is None else train.labels[train_idx]
     shots = "" if k is None else f", {k} images per class"
@@ -486,3 +527,26 @@ def get_mtil_stream(
     return tuple(
         make_mtil_task(d, root, image_size, spec.few_shot, seed, download) for d in spec.datasets
     )
+
+
+def dataset_fingerprint(root: str | os.PathLike | None, name: str) -> str:
+    """A cheap content identity of dataset ``name`` under ``root``: the sha256 of the sorted
+    (relative path, size, mtime_ns) of every file of its folder, from ``stat`` alone.
+
+    Adding, removing, renaming or replacing a file (another size or mtime) changes it; reading
+    does not. The walk is the loader's scan, so a link in the folder is refused here too; a
+    missing folder is the loader's own error.
+    """
+    spec, path = _spec(name), resolve_data_root(root)
+    fingerprint = _scan(spec, path)
+    if fingerprint is None:  # let torchvision say what is missing, as the loader does
+        _read_split(spec, path, True, False)
+        raise _dataset_error(spec, path, f"the folder {path / spec.folder} does not exist")
+    return fingerprint
+
+
+def stream_fingerprint(stream: str, data_root: str | os.PathLike | None) -> dict[str, str]:
+    """The :func:`dataset_fingerprint` of every dataset of real stream ``stream`` (a named one or
+    a subset such as ``mtil:EuroSAT,DTD``), in the stream's order."""
+    spec, root = parse_mtil_stream(stream), resolve_data_root(data_root)
+    return {name: dataset_fingerprint(root, name) for name in spec.datasets}

@@ -39,6 +39,17 @@ def check_stream(name: str) -> None:
         parse_mtil_stream(name)  # a subset naming unknown datasets fails before any work
 
 
+def stream_task_names(name: str) -> tuple[str, ...]:
+    """The task names of stream ``name`` (embedded or real), in order, without drawing or
+    reading any image."""
+    check_stream(name)
+    if is_real_stream(name):
+        from clviz.data.mtil import parse_mtil_stream
+
+        return tuple(parse_mtil_stream(name).datasets)
+    return tuple(STREAMS[name].tasks)
+
+
 def load_stream(config: RunConfig) -> tuple[Task, ...]:
     """The tasks of ``config.stream`` in order, at ``config.image_size`` pixels.
 

@@ -17,15 +17,26 @@ import torch
 
 from clviz.analysis.drift import DriftObserver, make_probe
 from clviz.backbone import load_backbone
+from clviz.core import distributed
 from clviz.core.config import RunConfig, digest_of
 from clviz.core.device import place
 from clviz.core.evaluation import EveryTask
 from clviz.core.formats import ClassificationFormat, make_format
+from clviz.core.integrity import force_requested, forcing
+from clviz.core.lock import check_folder_setting
 from clviz.core.loop import Observer, run_stream
 from clviz.core.result import RunResult
 from clviz.core.store import RunStore, memo, results_root, weights_digest
-from clviz.core.validation import AT_LEAST_ONE, NON_NEGATIVE, check_train, check_value
-from clviz.data.streams import check_stream, is_real_stream, load_stream, real_streams
+from clviz.core.validation import AT_LEAST_ONE, MAX_SEED, Range, check_train, check_value
+from clviz.data.streams import (
+    check_stream,
+    is_real_stream,
+    load_stream,
+    real_streams,
+    stream_task_names,
+)
+from clviz.experiments.budget import check_memory
+from clviz.experiments.inputs import data_fingerprint, run_identity
 from clviz.methods import build_method, get_method
 from clviz.methods.base import Method, make_options
 from clviz.methods.zeroshot import ZeroShot
@@ -39,7 +50,7 @@ def check_config(config: RunConfig, real_data: bool | None = None) -> None:
     cls = get_method(config.method)
     make_options(cls, config.options)
     check_train(config.train)
-    check_value("seed (--seed)", config.seed, int, NON_NEGATIVE)
+    check_value("seed (--seed)", config.seed, int, Range(0, MAX_SEED))
     check_value("eval_batch_size", config.eval_batch_size, int, AT_LEAST_ONE)
     check_value("image_size", config.image_size, int | None, AT_LEAST_ONE)
     check_stream(config.stream)
@@ -51,6 +62,7 @@ def check_config(config: RunConfig, real_data: bool | None = None) -> None:
             f"{', '.join(real_streams())}, or cifar100); stream {config.stream!r} is embedded "
             "and would ignore it: leave --data-root out"
         )
+    check_memory(config, len(stream_task_names(config.stream)))
 
 
 def run_store(
@@ -62,9 +74,11 @@ def run_store(
 ) -> RunStore:
     """Where ``config``'s run lives: ``out_dir``, or
     ``<root>/<method>_<stream>_seed<seed>_steps<steps>_<hash>`` (every setting that changes
-    results is in the hash; the main ones are in the name too)."""
-    identity = config.as_dict()
+    results is in the hash, and so is the content of what the run reads:
+    :mod:`clviz.experiments.inputs`; the main ones are in the name too)."""
+    identity = run_identity(config)
     if out_dir is not None:
+        check_folder_setting(out_dir, "--out")
         return RunStore(out_dir, identity, force=force)
     stream = config.stream.replace(":", "-").replace(",", "+")  # a subset, safe on any disk
     steps = config.train.steps if config.train.task_steps is None else "pertask"
@@ -87,6 +101,7 @@ def zero_shot_row(
             "tasks": evaluation.columns,
             "labels": labels.hexdigest(),
             "data": [config.stream, config.seed, config.image_size, config.data_root],
+            "content": data_fingerprint(config.stream, config.data_root, config.seed),
             "device": config.device,
             "batch_size": evaluation.batch_size,
         }
@@ -108,12 +123,15 @@ def run(
     ``run_dir`` holds ``results.json``, the last checkpoint and the probe's ``features.pt``."""
     check_config(config)  # a bad setting fails before any work
     config, device = place(config)
-    store = run_store(config, out_dir, root=root, force=force)
-    finished = store.finished()  # from here on the store holds the folder's lock
-    if finished is not None:
-        return finished
-    with store:  # gives the lock back however the run ends
-        return _train(config, device, store, force, progress, observers)
+    with forcing(force or force_requested()):  # damaged caches met on the way are rebuilt too
+        store = run_store(config, out_dir, root=root, force=force)
+        # Under torchrun rank 0 takes the folder's lock; the other ranks wait for its answer.
+        distributed.init(device)
+        finished = distributed.decided_by_main(store.finished)
+        if finished is not None:
+            return finished
+        with store:  # gives the lock back however the run ends
+            return _train(config, device, store, force, progress, observers)
 
 
 def _train(

@@ -62,6 +62,14 @@ class Stage:
     name: str = "train"
 
 
+@dataclass(frozen=True)
+class TowerShape:
+    """Width and number of residual blocks of one tower of a backbone."""
+
+    width: int
+    layers: int
+
+
 @dataclass
 class NoOptions:
     """A method without hyper-parameters of its own."""
@@ -86,6 +94,12 @@ class Method:
         self.train_config = train if train is not None else TrainConfig()
         self.options = options if options is not None else self.Options()
         self.heads: dict[str, nn.Module] = {}  # per-task heads (matching tasks), by task name
+
+    @classmethod
+    def added_parameters(cls, options: Any, shape: dict[str, TowerShape], tasks: int) -> int:
+        """Parameters the method adds to a backbone of ``shape`` (per tower) over ``tasks``
+        tasks, for a memory estimate before any work (adapter methods override it)."""
+        return 0
 
     # ------------------------------------------------------------------ learning a task
     def begin_task(self, task: TaskFormat, index: int) -> TaskState:

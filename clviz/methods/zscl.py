@@ -56,6 +56,17 @@ class ZSCLOptions:
     caption_file: str | None = None  # reference texts: one caption per line (or CC's .tsv)
     allow_embedded_reference: bool = True  # without the two above: the embedded corpus
 
+    def __post_init__(self) -> None:  # checked when the options are made: before any work
+        embedded = self.reference_folder is None or self.caption_file is None
+        if embedded and not self.allow_embedded_reference:
+            raise ValueError(
+                "ZSCL on the real benchmark distils on reference data (ImageNet images and "
+                'Conceptual Captions in the reference): pass --options \'{"reference_folder": '
+                '"/path/to/imagenet/train", "caption_file": "/path/to/captions.txt"}\', or '
+                'add "allow_embedded_reference": true to distil on the embedded world\'s toy '
+                "corpus instead"
+            )
+
 
 @dataclass
 class ZSCLState(TaskState):
@@ -76,14 +87,6 @@ class ZSCL(Method):
         super().__init__(*args, **kwargs)
         o = self.options
         embedded = o.reference_folder is None or o.caption_file is None
-        if embedded and not o.allow_embedded_reference:
-            raise ValueError(
-                "ZSCL on the real benchmark distils on reference data (ImageNet images and "
-                'Conceptual Captions in the reference): pass --options \'{"reference_folder": '
-                '"/path/to/imagenet/train", "caption_file": "/path/to/captions.txt"}\', or '
-                'add "allow_embedded_reference": true to distil on the embedded world\'s toy '
-                "corpus instead"
-            )
         self.initial = self.snapshot()  # the teacher: the pretrained model, frozen
         if embedded:
             images, captions = make_corpus(

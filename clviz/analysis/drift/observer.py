@@ -36,7 +36,8 @@ class DriftObserver(Observer):
 
     def on_stream_end(self, result, store) -> None:
         if store is not None:
-            save_record(store.path(FEATURES), record_from(self.probe, self.snapshots))
+            record = record_from(self.probe, self.snapshots)
+            save_record(store.path(FEATURES), record, store.digest)
 
     def state_dict(self) -> dict[str, Any]:
         return {"snapshots": [s.as_dict() for s in self.snapshots]}

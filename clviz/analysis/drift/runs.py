@@ -19,7 +19,7 @@ def records_of(results_by_method: Mapping[str, RunResult]) -> dict[str, DriftRec
             f"the results of {', '.join(missing)} have no run folder: pass results that a run "
             "store saved (clviz.experiments.run or compare), or RunResult.load(path)"
         )
-    return {m: load_snapshots(r.run_dir) for m, r in results_by_method.items()}
+    return {m: load_snapshots(r.run_dir, r.config_hash) for m, r in results_by_method.items()}
 
 
 def curves_of(records: Mapping[str, DriftRecord], k: int = 5) -> dict[str, dict[str, Any]]:

@@ -15,8 +15,7 @@ import torch
 from clviz.analysis.drift.extract import Snapshot
 from clviz.analysis.drift.probe import Probe
 from clviz.core.integrity import read_sealed, write_sealed
-
-FEATURES = "features.pt"
+from clviz.core.store import FEATURES
 
 
 @dataclass
@@ -49,8 +48,9 @@ def record_from(probe: Probe, snapshots: list[Snapshot]) -> DriftRecord:
     )
 
 
-def save_record(path: str | Path, record: DriftRecord) -> None:
-    """Write ``record`` atomically (features in float16: they are for pictures and measures)."""
+def save_record(path: str | Path, record: DriftRecord, key: str) -> None:
+    """Write ``record`` atomically, sealed as the features of run ``key`` (its digest); the
+    features are float16: they are for pictures and measures."""
     data = {
         "tasks": record.tasks,
         "classnames": record.classnames,
@@ -63,18 +63,21 @@ def save_record(path: str | Path, record: DriftRecord) -> None:
             for s in record.snapshots
         ],
     }
-    write_sealed(path, data, {"file": FEATURES})
+    write_sealed(path, data, role="features", key=key)
 
 
-def load_snapshots(run_dir: str | Path) -> DriftRecord:
-    """The probe features saved with the run in ``run_dir``; a clear error if there are none."""
+def load_snapshots(run_dir: str | Path, key: str | None = None) -> DriftRecord:
+    """The probe features saved with the run in ``run_dir`` (of the run whose digest is
+    ``key``, when given: a file copied from another run is refused); a clear error if there
+    are none."""
     path = Path(run_dir) / FEATURES
     if not path.is_file():
         raise FileNotFoundError(
             f"no probe features at {path}: the run is unfinished, or was made by a clviz that "
             "did not record them; rerun it (clviz run ... --force) to record them"
         )
-    d = read_sealed(path, fix="rerun the run with --force to record them again")[0]
+    fix = "rerun the same command with --force: the run is trained again to record them"
+    d = read_sealed(path, role="features", key=key, fix=fix)[0]
     snaps = [
         Snapshot(
             {k: v.float() for k, v in s["image"].items()},

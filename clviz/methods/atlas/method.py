@@ -40,7 +40,7 @@ import torch
 from clviz.core.formats import Batch, TaskFormat
 from clviz.core.result import MethodRecord, register_record
 from clviz.methods.atlas.site import AtlasSite, attach_atlas, recording_alphas, site_info
-from clviz.methods.base import Method, Stage, TaskState, register_method
+from clviz.methods.base import Method, Stage, TaskState, TowerShape, register_method
 from clviz.methods.sites import use_task
 
 STAGES = ("both", "stage1", "stage2")
@@ -93,6 +93,15 @@ class Atlas(Method):
     relative_cost = 1.7
     summary = "two-stage adapters: reuse old adapters by per-task queries, then add a new one"
     Options = AtlasOptions
+
+    @classmethod
+    def added_parameters(cls, options: Any, shape: dict[str, TowerShape], tasks: int) -> int:
+        """Two sites per block of both towers, each with one adapter, key and query per task."""
+        r = options.bottleneck
+        return sum(
+            2 * s.layers * tasks * (2 * s.width * r + s.width + r + 2 * s.width)
+            for s in shape.values()
+        )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -39,7 +39,13 @@ from clviz.core.clip import class_embeddings, image_features
 from clviz.core.formats import Batch, TaskFormat
 from clviz.core.result import MethodRecord, register_record
 from clviz.data.reference import image_folder
-from clviz.methods.base import Method, TaskState, classification_only, register_method
+from clviz.methods.base import (
+    Method,
+    TaskState,
+    TowerShape,
+    classification_only,
+    register_method,
+)
 from clviz.methods.feature_cache import FeatureCache
 from clviz.methods.moe.ddas import (
     DDAS,
@@ -84,6 +90,17 @@ class MoEAdaptersTaskId(Method):
     name = "moe-adapters-taskid"
     summary = "MoE adapters with per-task routers and activate-freeze, told the task id"
     Options = MoEOptions
+
+    @classmethod
+    def added_parameters(cls, options: Any, shape: dict[str, TowerShape], tasks: int) -> int:
+        """Every block of both towers: ``experts`` adapters (down, up and their biases) and a
+        gate and a noise matrix per task's router."""
+        e, r = options.experts, options.bottleneck
+        per_block = [
+            (e * (2 * s.width * r + s.width + r) + tasks * 2 * s.width * e, s.layers)
+            for s in shape.values()
+        ]
+        return sum(count * layers for count, layers in per_block)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -208,6 +225,16 @@ class MoEDDASOptions(MoEOptions):
     allow_embedded_generic: bool = True  # without generic_folder: the pretraining corpus
     ddas_threshold: float | None = None  # a fixed threshold; None: calibrated on held-out
 
+    def __post_init__(self) -> None:  # checked when the options are made: before any work
+        if self.ddas_generic and self.generic_folder is None and not self.allow_embedded_generic:
+            raise ValueError(
+                "DDAS's generic autoencoder learns generic images (TinyImageNet in the "
+                "reference): pass --options "
+                '\'{"generic_folder": "/path/to/tiny-imagenet/train"}\', '
+                'or add "allow_embedded_generic": true to use the embedded pretraining corpus, '
+                'or "ddas_generic": false to go without it'
+            )
+
 
 @dataclass
 class DDASReport:
@@ -275,14 +302,6 @@ class MoEAdapters(MoEAdaptersTaskId):
             feature_block=o.ddas_block,
             pool=o.ddas_pool,
         ).to(self.device)
-        if o.ddas_generic and o.generic_folder is None and not o.allow_embedded_generic:
-            raise ValueError(
-                "DDAS's generic autoencoder learns generic images (TinyImageNet in the "
-                "reference): pass --options "
-                '\'{"generic_folder": "/path/to/tiny-imagenet/train"}\', '
-                'or add "allow_embedded_generic": true to use the embedded pretraining corpus, '
-                'or "ddas_generic": false to go without it'
-            )
         # Frozen by construction, so computed once per test batch, not once per matrix row.
         self.generic_features = FeatureCache(self._backbone_features, o.feature_cache_mb << 20)
 
