@@ -17,7 +17,7 @@ from clviz.core.result import ResultError
 from clviz.core.store import RunDirError
 from clviz.core.validation import MAX_SEED
 from clviz.experiments.compare import MODES
-from clviz.experiments.workers import WorkerError
+from clviz.experiments.workers import WorkerError, WorkersInterrupted
 
 # Errors that come from what the user asked for (or what the disk holds): printed as one
 # line, never a traceback. ValueError covers damaged files (IntegrityError), bad options
@@ -459,10 +459,11 @@ def main(argv: list[str] | None = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"clviz {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         from clviz.core.store import resume_hint
 
-        print(f"\nclviz {args.command}: interrupted; {resume_hint()}", file=sys.stderr)
+        hint = str(err) if isinstance(err, WorkersInterrupted) else resume_hint()
+        print(f"\nclviz {args.command}: interrupted; {hint}", file=sys.stderr)
         return INTERRUPTED
 
 

@@ -19,6 +19,16 @@ from clviz.world.tasks import make_task
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
+@pytest.fixture
+def dead_pid() -> int:
+    """The id of a process that has ended (the writer of a killed write's temporary file)."""
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """(model, preprocess, tokenizer) of the bundled tiny CLIP, loaded once per session."""

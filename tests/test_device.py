@@ -18,11 +18,10 @@ from clviz.core.device import DeviceError, available_devices, resolve_device
 from clviz.core.feed import feed
 from clviz.core.formats import make_format
 from clviz.core.loop import run_stream
-from clviz.core.store import RunStore
 from clviz.data.fake import make_fake_mtil
 from clviz.data.lazy import ImageReadError
 from clviz.data.mtil import make_mtil_task
-from clviz.experiments.runs import run
+from clviz.experiments.runs import run, run_store
 from clviz.methods import METHODS, build_method
 from clviz.methods.base import Method
 from clviz.world import make_task
@@ -110,7 +109,7 @@ def test_out_of_memory_names_the_batch_size_and_keeps_the_last_checkpoint(tmp_pa
     with pytest.raises(torch.OutOfMemoryError) as err:
         run(config, tmp_path / "resumed", progress=False)
     assert "batch size 16" in str(err.value) and "--batch-size" in str(err.value)
-    saved = RunStore(tmp_path / "resumed", replace(config, device="cpu").as_dict()).checkpoint()
+    saved = run_store(replace(config, device="cpu"), tmp_path / "resumed").checkpoint()
     assert len(saved["rows"]) == 1  # the first task, finished and saved
     monkeypatch.setattr(Method, "loss", real_loss)
     resumed = run(config, tmp_path / "resumed", progress=False)

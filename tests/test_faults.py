@@ -266,19 +266,23 @@ def test_every_damage_to_every_kind_of_file_is_detected(tmp_path):
     assert detected == 21
 
 
-def test_a_cache_write_killed_half_way_is_rebuilt(tmp_path):
+def test_a_cache_write_killed_half_way_is_rebuilt(tmp_path, dead_pid):
     """What a SIGKILL half-way through the shared cache leaves: a half-written temporary file
-    and no cache. The next run computes the cache; an hour on, the temporary file is swept."""
+    of a process that is gone, and no cache. The next run computes the cache and sweeps the
+    file; a live writer's temporary file beside it is left alone."""
     import torch
+
+    from clviz.core.io import temp_prefix
 
     cache = tmp_path / "zero-shot" / "key.pt"
     cache.parent.mkdir()
-    stale = cache.parent / ".key.pt.abc123.tmp"
+    stale = cache.parent / f".key.pt.clviz-{dead_pid}-abc123.tmp"
     stale.write_bytes(b"CLVIZ-SEALED 1\n{half a hea")
-    assert torch.equal(memo(cache, lambda: torch.ones(2)), torch.ones(2)) and stale.exists()
-    os.utime(stale, (0, 0))  # an hour (and more) old: no live write is that slow
+    live = cache.parent / f"{temp_prefix('other.pt')}abc.tmp"  # a write in progress
+    live.write_bytes(b"")
+    assert torch.equal(memo(cache, lambda: torch.ones(2)), torch.ones(2))
+    assert not stale.exists() and live.exists()
     assert torch.equal(memo(cache, lambda: pytest.fail("recomputed")), torch.ones(2))
-    assert not stale.exists()
 
 
 def test_force_removes_and_rebuilds_what_is_damaged(tmp_path):

@@ -169,8 +169,8 @@ def test_checkpoints_are_sealed_and_count_their_tasks(tmp_path):
     store.release()
 
 
-def test_stale_temporary_files_go_when_the_folder_is_taken(tmp_path):
-    stale = tmp_path / ".checkpoint.pt.k1ll3d.tmp"
+def test_stale_temporary_files_go_when_the_folder_is_taken(tmp_path, dead_pid):
+    stale = tmp_path / f".checkpoint.pt.clviz-{dead_pid}-k1ll3d.tmp"
     stale.write_bytes(b"")
     store = RunStore(tmp_path, {"x": 1})
     assert store.finished() is None and not stale.exists()

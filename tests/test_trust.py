@@ -294,26 +294,30 @@ def cli(*args: str) -> tuple[int, str]:
     return proc.returncode, proc.stderr
 
 
-@pytest.mark.parametrize("kind", ["world cache", "zero-shot cache"])
-def test_force_rebuilds_a_damaged_shared_cache(kind, tmp_path, store_root, monkeypatch):
-    """A new run reads the shared caches: a damaged one is named with --force, and --force
-    rebuilds exactly that file (the run's matrix is the one an intact cache gives)."""
+def test_force_rebuilds_a_damaged_shared_cache(tmp_path, store_root, monkeypatch):
+    """A new run reads the shared caches (the world's drawn splits, the zero-shot row): a
+    damaged one is named with --force, and --force rebuilds exactly that file (the run's
+    matrix is the one an intact cache gives)."""
     monkeypatch.setenv("CLVIZ_WORLD_CACHE", str(tmp_path / "world"))
-    code, err = cli(*RUN[:-1], "1", "--out", str(tmp_path / "a"))
+    argv = [*RUN[:-1], "1", "--out"]
+    code, err = cli(*argv, str(tmp_path / "intact"))
     assert code == 0, err
-    folder = tmp_path / "world" if kind == "world cache" else store_root / "_cache" / "zero-shot"
-    path = sorted(folder.rglob("*.pt"))[0]
-    corrupt(path)
-    code, err = cli(*RUN[:-1], "1", "--out", str(tmp_path / "b"))
-    assert code == 2 and f"{path} is damaged" in err and "--force" in err, err
-    assert "Traceback" not in err
-    assert cli(*RUN[:-1], "1", "--out", str(tmp_path / "b"), "--force")[0] == 0
-    assert matrix(tmp_path / "b") == matrix(tmp_path / "a")
-    read_sealed(path, role="cache", key=f"{path.parent.name}/{path.name}")  # sealed again
+    caches = {
+        "world": sorted((tmp_path / "world").rglob("*.pt"))[0],
+        "zero-shot": sorted((store_root / "_cache" / "zero-shot").glob("*.pt"))[0],
+    }
+    for kind, path in caches.items():
+        corrupt(path)
+        out = str(tmp_path / kind)
+        code, err = cli(*argv, out)
+        assert code == 2 and f"{path} is damaged" in err and "--force" in err, (kind, err)
+        assert "Traceback" not in err
+        assert cli(*argv, out, "--force")[0] == 0
+        assert matrix(Path(out)) == matrix(tmp_path / "intact")
+        read_sealed(path, role="cache", key=f"{path.parent.name}/{path.name}")  # sealed again
 
 
-@pytest.mark.parametrize("kind", ["checkpoint.pt", "features.pt", "results.json"])
-def test_force_rebuilds_a_damaged_file_of_a_finished_run(kind, tmp_path, store_root, capsys):
+def test_force_rebuilds_a_damaged_file_of_a_finished_run(tmp_path, store_root, capsys):
     """What reads each file of a finished run (looking inside it, the drift measures, reuse)
     names it and --force; the same command with --force rebuilds it to the same matrix."""
     from clviz.analysis.drift.runs import records_of
@@ -329,13 +333,14 @@ def test_force_rebuilds_a_damaged_file_of_a_finished_run(kind, tmp_path, store_r
     argv = [*RUN[:-1], "1", "--out", str(out)]
     assert main(argv) == 0
     reference = matrix(out)
-    corrupt(out / kind)
-    with pytest.raises(IntegrityError) as err:
-        readers[kind]()
-    assert f"{out / kind} is damaged" in str(err.value) and "--force" in str(err.value)
-    assert main([*argv, "--force"]) == 0, capsys.readouterr().err
-    assert matrix(out) == reference
-    readers[kind]()  # rebuilt and sealed again
+    for kind, read in readers.items():
+        corrupt(out / kind)
+        with pytest.raises(IntegrityError) as err:
+            read()
+        assert f"{out / kind} is damaged" in str(err.value) and "--force" in str(err.value)
+        assert main([*argv, "--force"]) == 0, capsys.readouterr().err
+        assert matrix(out) == reference, kind
+        read()  # rebuilt and sealed again
 
 
 # ---------------------------------------------------------------------- late validation

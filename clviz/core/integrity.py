@@ -56,6 +56,12 @@ def forcing(on: bool = True) -> Iterator[None]:
         _FORCE.reset(token)
 
 
+def request_force(on: bool) -> None:
+    """Set ``--force`` for the rest of this thread: a worker process that trains on behalf of
+    a command given ``--force`` (:mod:`clviz.experiments.workers`)."""
+    _FORCE.set(on)
+
+
 def force_requested() -> bool:
     """Whether the running command asked for ``--force`` (see :func:`forcing`)."""
     return _FORCE.get()

@@ -112,7 +112,7 @@ class RunResult:
     config_hash: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # what a protocol adds (class order...)
     run_dir: Path | None = None  # where the run lives (not saved: the folder may move)
-    reused: bool = False  # read back from the store, not trained by this call (not saved)
+    reused: bool = field(default=False, compare=False)  # read back, not trained (not saved)
 
     def __post_init__(self) -> None:
         if not self.columns:

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from clviz.core.config import RunConfig
 from clviz.core.device import resolve_device
+from clviz.core.integrity import force_requested, request_force
 from clviz.core.lifetime import die_with_parent, end_processes, sigterm_as_interrupt
 from clviz.methods import get_method
 
@@ -90,11 +91,13 @@ def _train(config: RunConfig, root: str | None, log: str) -> str:
         return str(result.run_dir)
 
 
-def _init_worker(parent: int) -> None:
+def _init_worker(parent: int, force: bool = False) -> None:
     """A worker's first act: die with the parent (pid ``parent``), and leave Ctrl-C to it
     (the terminal signals the whole group; the parent then stops every worker at once).
     Its progress bars lock with a thread lock, not tqdm's default semaphore, which a killed
-    worker would leave to the resource tracker (a "leaked semaphore" warning after exit)."""
+    worker would leave to the resource tracker (a "leaked semaphore" warning after exit).
+    ``force``: the command was given ``--force``, and so are the worker's runs."""
+    request_force(force)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent)
     tqdm.set_lock(threading.RLock())  # one thread per worker: a thread lock is enough
@@ -115,8 +118,13 @@ def train_in_workers(
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     longest_first = sorted(configs, key=lambda c: -get_method(c.method).relative_cost)
     with sigterm_as_interrupt():
+        # No max_tasks_per_child: this thread starts every worker, and Linux's parent-death
+        # signal follows the thread that started a process (clviz.core.lifetime).
         pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+            workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(os.getpid(), force_requested()),
         )
         try:
             _train_all(pool, longest_first, workers, logs, root)
