@@ -36,6 +36,7 @@ class Prober:
             "CLVIZ_RESULTS": str(scratch / "runs"),
             "CLVIZ_WORLD_CACHE": str(scratch / "world"),
         }
+        self.cwd = str(code) if code is not None else None
         if code is not None:
             self.env["PYTHONPATH"] = str(code)
 
@@ -49,6 +50,7 @@ class Prober:
                 text=True,
                 timeout=timeout,
                 env={**self.env, **(env or {})},
+                cwd=self.cwd,  # `python -m` imports clviz from the working folder first
             )
         except subprocess.TimeoutExpired:
             return None, time.perf_counter() - started, "", f"still running after {timeout:.0f} s"
@@ -74,13 +76,13 @@ def stale_weights(p: Prober):
     weights = p.folder("w.safetensors")
     state = load_file(str(TINY_WEIGHTS))
     save_file(state, str(weights))
-    out = str(p.folder("stale"))
-    p.clviz(*RUN, "--pretrained", str(weights), "--out", out)
-    before = matrix(Path(out))
+    _, _, first, _ = p.clviz(*RUN, "--pretrained", str(weights))
     save_file({k: (v.float() * 0.5).half() for k, v in state.items()}, str(weights))
-    rc, s, _stdout, line = p.clviz(*RUN, "--pretrained", str(weights), "--out", out)
-    same = matrix(Path(out)) == before
-    return rc, s, f"{'the old matrix came back' if same else 'a new run'}: {line}"
+    rc, s, again, line = p.clviz(*RUN, "--pretrained", str(weights))
+    folder = [ln for ln in again.splitlines() if ln.startswith("results:")]
+    if folder and folder == [ln for ln in first.splitlines() if ln.startswith("results:")]:
+        return rc, s, f"the old matrix came back ({again.splitlines()[0][:120]})"
+    return rc, s, line or f"a new run: {folder[0] if folder else again[-120:]}"
 
 
 def swapped_cache(p: Prober):
@@ -97,13 +99,13 @@ def foreign_tmp(p: Prober):
     out = p.folder("foreign")
     out.mkdir()
     (out / ".notes.tmp").write_text("mine")
-    rc, s, _, _line = p.clviz(*RUN, "--out", str(out), "--options", '{"nope": 1}')
+    rc, s, _, _line = p.clviz(*RUN, "--out", str(out))
     return rc, s, f"the user's .notes.tmp {'kept' if (out / '.notes.tmp').exists() else 'DELETED'}"
 
 
 def empty_out(p: Prober):
-    rc, s, _, line = p.clviz(*RUN, "--out", "", "--options", '{"nope": 1}')
-    return rc, s, line
+    rc, s, stdout, line = p.clviz(*RUN, "--out", "")
+    return rc, s, line or stdout.strip().splitlines()[-1]
 
 
 def divergence(p: Prober):
@@ -143,10 +145,11 @@ def symlink_loop(p: Prober):
 def rank_left_behind(p: Prober):
     out = str(p.folder("rank"))
     a = subprocess.Popen(
-        [sys.executable, "-m", "clviz", *RUN[:-1], "2", "--out", out],
+        [sys.executable, "-m", "clviz", *RUN[:-1], "30", "--out", out],
         env={**p.env, "RANK": "1"},
         stderr=subprocess.PIPE,
         text=True,
+        cwd=p.cwd,
     )
     time.sleep(4)
     rc, s, _, line = p.clviz(*RUN[:-1], "3", "--out", out, env={"RANK": "1"})
@@ -199,7 +202,7 @@ def big_seed(p: Prober):
 PROBES: dict[str, tuple[str, Callable]] = {
     "stale input": ("weights file replaced at the same path", stale_weights),
     "swapped file": ("a zero-shot cache file copied over another", swapped_cache),
-    "foreign file": ("the user's .notes.tmp in --out, run fails", foreign_tmp),
+    "foreign file": ("the user's .notes.tmp in --out", foreign_tmp),
     "foreign file ": ('--out ""', empty_out),
     "divergence": ('moe-adapters {"lr": 1e9}', divergence),
     "hostile dataset": ("two symlink loops in a EuroSAT class folder", symlink_loop),

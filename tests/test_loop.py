@@ -13,7 +13,7 @@ import torch
 from clviz.core import Observer, RunStore, learn_task, run_stream
 from clviz.core.config import RunConfig, TrainConfig
 from clviz.core.store import RunDirError
-from clviz.experiments.runs import run
+from clviz.experiments.runs import run, run_store
 from clviz.methods import build_method
 from clviz.world import get_stream
 
@@ -72,7 +72,9 @@ def test_results_have_the_documented_fields(finetune_run):
     on_disk = json.loads((out / "results.json").read_text())
     assert result.run_dir == out
     assert on_disk["matrix"] == result.matrix
-    assert on_disk["config_hash"] == replace(config(), device="cpu").digest()
+    # the identity: the whole config and the content of its inputs (weights, world version)
+    assert on_disk["config_hash"] == run_store(replace(config(), device="cpu")).digest
+    assert on_disk["config_hash"] != replace(config(), device="cpu").digest()
     assert result.tasks == ["shapes", "digits", "colors"] == result.columns
     assert len(result.matrix) == 3 and all(len(r) == 3 for r in result.matrix)
     assert set(on_disk["metrics"]) == {"transfer", "avg", "last", "bwt", "forgetting"}
