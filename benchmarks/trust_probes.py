@@ -124,10 +124,10 @@ def symlink_loop(p: Prober):
     (forest / "loop").symlink_to("..")
     (forest / "loop2").symlink_to("..")
     args = ["--profile", "mtil", "--stream", "mtil:EuroSAT", "--data-root", str(root)]
-    backbone = str(p.folder("narrow.json"))
-    from clviz.data.fake import write_narrow_vit
+    from clviz.data.fake import save_random_weights, write_narrow_vit
 
-    write_narrow_vit(backbone)
+    backbone = str(write_narrow_vit(p.scratch))
+    weights = str(save_random_weights(backbone, p.folder("narrow.safetensors")))
     rc, s, _, line = p.clviz(
         *RUN[:3],
         *args,
@@ -135,6 +135,8 @@ def symlink_loop(p: Prober):
         "1",
         "--backbone",
         backbone,
+        "--pretrained",
+        weights,
         "--out",
         str(p.folder("loop")),
         timeout=60,
