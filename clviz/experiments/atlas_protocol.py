@@ -139,7 +139,7 @@ class ProtocolResult:
             "seconds": self.seconds,
             "config_hash": self.config_hash,
         }
-        write_sealed_json(path, data, role="protocol", key=self.config_hash)
+        write_sealed_json(path, data, role="results", key=self.config_hash)
 
     @classmethod
     def load(cls, path: str | Path) -> ProtocolResult:
@@ -148,7 +148,7 @@ class ProtocolResult:
         path = Path(path)
         try:
             data, _ = read_sealed_json(
-                path, "delete the folder to rebuild it", role="protocol", key=None
+                path, "delete the folder to rebuild it", role="results", key=None
             )
             downstream = dacite.from_dict(DownstreamResult, data["downstream"])
         except IntegrityError as err:
