@@ -83,3 +83,11 @@ def test_alpha_figures_have_no_fixed_width():
     ):
         assert fig.layout.width is None
         assert fig.layout.title.text  # every figure says what it shows
+
+
+def test_protocol_bars_colour_atlas_and_finetune_as_every_figure_does():
+    from clviz.figures.colors import method_color
+
+    fig = atlas_figures.protocol_bars({"multi-first": protocol_result("multi-first", 10.0)})
+    upstream = {t.name: t.marker.color for t in fig.data if t.xaxis == "x"}
+    assert upstream == {"atlas": method_color("atlas"), "finetune": method_color("finetune")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -23,8 +24,21 @@ def test_task_gallery_shows_every_class_of_every_task():
 
 def test_zeroshot_bars_mark_chance():
     fig = zeroshot_bars({"a": 50.0, "b": 20.0}, {"a": 10.0, "b": 12.5})
-    bars, chance = fig.data
+    bars, chance, labels = fig.data
     assert list(bars.y) == [50.0, 20.0] and list(chance.y) == [10.0, 12.5]
+    assert list(labels.text) == ["50", "20"] and labels.showlegend is False
+
+
+def test_value_labels_step_over_a_tick_just_above_the_bar():
+    from clviz.figures.forgetting import labels_above
+
+    labels = labels_above(
+        ["a", "b", "c", "d"], [50, 11, 14, 40], [10, 12.5, 95, None], list("wxyz")
+    )
+    # a: tick inside the bar; b: tick just above, the label goes over it; c: tick far above,
+    # the label stays on its bar; d: no tick
+    assert list(labels.y) == [51.0, 13.5, 15.0, 41.0]
+    assert list(labels_above(["a"], [5.0], [], ["5"]).y) == [6.0]  # no zero-shot row at all
 
 
 def test_layer_curve_has_one_line_per_series():
@@ -164,3 +178,96 @@ def test_small_figures_have_no_fixed_width():
         layer_curve({"x": [1, 2]}, ["0", "1"], "t", "acc"),
     ):
         assert fig.layout.width is None
+
+
+def all_methods() -> dict[str, RunResult]:
+    """Every registered method, as notebook 08 and the report compare them (11 today)."""
+    from clviz.methods import list_methods
+
+    return {name: RESULTS for name in list_methods()}
+
+
+def test_metric_bar_labels_take_a_mode_that_fits_their_bars():
+    from clviz.figures import metric_bars
+    from clviz.figures.forgetting import label_angle
+
+    few = metric_bars({"x": RESULTS, "y": RESULTS})
+    assert {t.textangle for t in few.data} == {0}
+    assert list(few.data[0].text) == [f"{v:.1f}" for v in few.data[0].y]
+    many = metric_bars(all_methods())  # 11 methods x 3 metrics: upright, one per bar column
+    assert {t.textangle for t in many.data} == {-90} and all(len(t.text) == 3 for t in many.data)
+    assert many.layout.yaxis.range[1] > max(max(t.y) for t in many.data)  # room for them
+    crowd = metric_bars(all_methods(), ("transfer", "avg", "last", "forgetting"))
+    assert all(t.text is None for t in crowd.data)  # 44 bars: too narrow for any label
+    assert "hover" in crowd.layout.title.text
+    assert all("%{y:.1f}" in t.hovertemplate for t in crowd.data)  # the value is still there
+    assert label_angle(1, 2, ["-12.3"]) == 0 and label_angle(4, 40, ["1.0"]) is None
+
+
+BOXES = """() => [...document.querySelectorAll('.plotly-graph-div')].map(g => [
+  ...[...g.querySelectorAll('.bartext, .textpoint text, .annotation-text')]
+    .map(t => [t.textContent, t.getBoundingClientRect(), 0]),
+  ...[...g.querySelectorAll('.scatterlayer .point')]
+    .map(t => ['tick', t.getBoundingClientRect(), 2])
+].filter(([s, r]) => s.trim() && r.width > 0)
+ .map(([s, r, pad]) => ({s, x0: r.left, x1: r.right, y0: r.top - pad, y1: r.bottom + pad})))"""
+#: Each box: a label's text, or "tick" for a marker, padded by half its stroke (3 px).
+
+
+def drawn_text(figures: list[go.Figure], chromium: str, width: int, tmp_path) -> list[list[dict]]:
+    """The bounding boxes of every label Chromium drew, per figure, at ``width`` pixels."""
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    from clviz.browser import FLAGS
+
+    page_html = "".join(
+        f.to_html(full_html=False, include_plotlyjs=i == 0, default_width="100%")
+        for i, f in enumerate(figures)
+    )
+    path = tmp_path / "figures.html"
+    path.write_text(f"<html><body style='margin:0'>{page_html}</body></html>", encoding="utf-8")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=FLAGS[1:])
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(path.as_uri())
+        page.wait_for_function(
+            f"document.querySelectorAll('.plotly-graph-div .main-svg').length >= {len(figures)}"
+        )
+        boxes = page.evaluate(BOXES)
+        browser.close()
+    return boxes
+
+
+def overlapping(boxes: list[dict]) -> list[tuple[str, str]]:
+    return [
+        (a["s"], b["s"])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a["x0"] < b["x1"] - 0.5 and b["x0"] < a["x1"] - 0.5
+        and a["y0"] < b["y1"] - 0.5 and b["y0"] < a["y1"] - 0.5
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("width", [820, 1200])
+def test_value_labels_never_overlap_in_a_browser(chromium, tmp_path, width):
+    """Eleven methods' metric bars (notebook 08, the report) and an accuracy row whose zero-shot
+    ticks sit just above two bars: every label Chromium draws stays clear of every other."""
+    from clviz.figures import metric_bars
+    from clviz.figures.forgetting import accuracy_row
+
+    rng = np.random.default_rng(0)
+    matrix = rng.uniform(20, 90, (3, 3)).round(1).tolist()
+    results = {
+        name: RunResult(name, ["a", "b", "c"], (np.asarray(matrix) + k).tolist())
+        for k, name in enumerate(all_methods())
+    }
+    row = RunResult("demo", ["a", "b", "c"], RESULTS.matrix, zero_shot=[52.0, 30.0, 88.0])
+    figures = [
+        metric_bars(results),
+        metric_bars(results, ("bwt", "forgetting")),
+        accuracy_row(row, 2),
+    ]
+    drawn = drawn_text(figures, chromium, width, tmp_path)
+    labels = [[b for b in boxes if b["s"] != "tick"] for boxes in drawn]
+    assert [len(b) for b in labels] == [33, 22, 3]  # every bar labelled at these widths
+    for boxes in drawn:
+        assert overlapping(boxes) == []

@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from clviz.figures import moe as moe_figures
 from clviz.figures.moe import (
     ddas_confusion,
     ddas_error_histograms,
@@ -63,6 +64,20 @@ def test_routing_entropy_in_bits():
     p = np.array([4, 6, 6]) / 16
     assert second == pytest.approx(float(-(p * np.log2(p)).sum()))
     assert selection_frequency(SELECTIONS[0], LAYERS[:1]).sum() == pytest.approx(1)
+
+
+def test_routing_entropy_shows_its_maximum_and_says_what_x_is():
+    """Four experts: at most log2(4) = 2 bits, every expert chosen equally; nothing above it."""
+    fig = routing_entropy(SELECTIONS, ["a", "b"])
+    (line,) = fig.layout.shapes
+    assert line.y0 == line.y1 == pytest.approx(2.0) and line.line.dash == "dash"
+    (label,) = fig.layout.annotations
+    assert label.text.startswith("uniform (maximum)") and "log2(4)" in label.text
+    assert all(max(t.y) <= 2.0 + 1e-9 for t in fig.data)
+    assert fig.layout.yaxis.range[1] > 2.0  # the line and its label are inside the plot
+    assert "task" in fig.layout.xaxis.title.text
+    image, text = fig.data[0], fig.data[2]  # block 0 of each tower: one colour, two dashes
+    assert image.line.color == text.line.color and image.line.dash != text.line.dash
 
 
 def test_ddas_figures():
@@ -135,3 +150,88 @@ def test_frozen_timeline_has_one_colour_per_task_and_integer_ticks():
     colours = [c for _, c in heat.colorscale]
     assert len(set(colours)) == 2 and colours[0] == colours[1] and colours[2] == colours[3]
     assert fig.layout.xaxis.title.text == "expert" and fig.layout.width is None
+
+
+def test_ddas_error_histograms_are_small_multiples():
+    """One row per task, in its own colour, the same bins, the threshold drawn in every row."""
+    errors = {name: np.linspace(0.01 * k, 0.05 + 0.01 * k, 30) for k, name in enumerate("abcd")}
+    fig = ddas_error_histograms(errors, 0.045)
+    assert [t.name for t in fig.data] == list("abcd")
+    assert [t.yaxis for t in fig.data] == ["y", "y2", "y3", "y4"]  # a row each, not overlaid
+    assert len({t.marker.color for t in fig.data}) == 4
+    assert len({(t.xbins.start, t.xbins.size) for t in fig.data}) == 1  # comparable rows
+    lines = [s for s in fig.layout.shapes if s.x0 == s.x1 == 0.045]
+    assert sorted(s.yref for s in lines) == ["y domain", "y2 domain", "y3 domain", "y4 domain"]
+    names = [a.text for a in fig.layout.annotations if a.xanchor == "left"]
+    assert [n.rsplit(" ", 1)[1] for n in names] == list("abcd")  # each row says its task
+    assert fig.layout.xaxis4.title.text == "reconstruction error (MSE)"
+    assert fig.layout.barmode != "overlay"
+
+
+def test_frozen_crosses_stay_small_and_thin_so_the_colours_show():
+    experts = 16
+    selections = [{n: list(range(experts)) for n in LAYERS} for _ in range(8)]
+    frozen = [{n: list(range(2 * t + 2)) for n in LAYERS} for t in range(8)]
+    fig = expert_selection_heatmaps(selections, frozen, list("abcdefgh"))
+    marks = [t for t in fig.data if isinstance(t, go.Scatter)]
+    cell = moe_figures.PANELS_PX / 8 / experts  # an expert's width at the nominal size
+    for m in marks:
+        assert m.marker.symbol == "x-thin"  # lines only: no filled blob over the cell
+        assert m.marker.size <= max(4, 0.6 * cell) and m.marker.line.width <= 1.5
+        assert m.marker.color == m.marker.line.color == moe_figures.FROZEN_COLOUR
+    assert moe_figures.FROZEN_COLOUR.lower() not in ("white", "#ffffff")
+    assert moe_figures.frozen_marker(4, 2)["size"] == 9  # wide cells: a bigger cross
+    heatmaps = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert len({h.zmax for h in heatmaps}) == 1  # one colour bar, so one scale
+    assert "%" in marks[0].hovertemplate  # hovering a cross still gives the cell's share
+
+
+def report(threshold, by_threshold, errors=(0.01, 0.02, 0.05)):
+    """A two-task DDASReport with every image on its own router but ``by_threshold`` %."""
+    share = {"a": by_threshold, "b": by_threshold}
+    lost = round(by_threshold / 10)
+    return DDASReport(
+        {"a": list(errors), "b": list(errors)},
+        [[10 - lost, 0, lost], [0, 10 - lost, lost]],
+        {"a": 100.0 - by_threshold, "b": 100.0 - by_threshold},
+        ["a", "b"],
+        threshold,
+        by_generic={"a": 0.0, "b": 0.0},
+        by_threshold=share,
+    )
+
+
+def plain(title: str) -> str:
+    """A title's words, without its line breaks and superscript tags."""
+    return title.replace("<br>", " ").replace("<sup>", "").replace("</sup>", "")
+
+
+def test_ddas_mechanisms_explain_a_panel_that_repeats_another_from_the_numbers():
+    modes = {
+        "per sample": report(0.04, 10.0),
+        "per batch": report(0.04, 0.0),
+        "per batch, threshold 0.0655": report(0.0655, 0.0),
+    }
+    fig = ddas_mechanisms(modes)
+    title = plain(fig.layout.title.text)
+    assert "“per batch, threshold 0.0655” shows the same routes as “per batch”" in title
+    assert "sent nothing to the backbone" in title and "0.0400" in title and "0.0655" in title
+    # one image error in three of each task lies between the two thresholds
+    assert "33.3% of single test images' best errors lie between" in title
+    assert "“per batch” shows" not in title  # per batch differs from per sample
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0] == "per sample<br><sup>threshold 0.0400</sup>"
+    assert fig.layout.margin.t >= 90 + 20 * 3  # the three lines of explanation fit
+
+
+def test_ddas_mechanisms_name_thresholds_no_decision_lies_between():
+    same = {"low": report(0.04, 10.0, (0.01, 0.03)), "high": report(0.06, 10.0, (0.01, 0.03))}
+    text = plain(ddas_mechanisms(same).layout.title.text)
+    assert "no winning task error lies between their thresholds 0.0400 and 0.0600" in text
+    assert "single test images" not in text  # no image error lies between either
+    assert (
+        "same threshold 0.0400"
+        in ddas_mechanisms({"x": report(0.04, 10.0), "y": report(0.04, 10.0)}).layout.title.text
+    )
+    apart = ddas_mechanisms({"x": report(0.04, 10.0), "y": report(0.06, 0.0)})
+    assert apart.layout.title.text == "Where DDAS sent each task's test images"

@@ -2,6 +2,7 @@
 notebook, write it into a report, or test it without a browser."""
 
 from clviz.figures.accuracy import layer_curve, zeroshot_bars
+from clviz.figures.colors import method_color, method_colors
 from clviz.figures.forgetting import (
     accuracy_heatmap,
     accuracy_heatmaps,
@@ -28,6 +29,8 @@ __all__ = [
     "accuracy_heatmap",
     "accuracy_heatmaps",
     "layer_curve",
+    "method_color",
+    "method_colors",
     "metric_bars",
     "seed_bars",
     "task_curve_comparison",

@@ -6,19 +6,21 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
+from clviz.figures.colors import method_color
+from clviz.figures.forgetting import labels_above
+
 
 def zeroshot_bars(
     accuracy: Mapping[str, float], chance: Mapping[str, float], title: str = "Zero-shot accuracy"
 ) -> go.Figure:
-    """One bar per task (percent), with the task's chance level marked."""
+    """One bar per task (percent), its value above it, with the task's chance level marked."""
     names = list(accuracy)
     fig = go.Figure(
         go.Bar(
             x=names,
             y=[accuracy[n] for n in names],
             name="zero-shot",
-            text=[f"{accuracy[n]:.0f}" for n in names],
-            textposition="outside",
+            marker_color=method_color("zero-shot"),
         )
     )
     fig.add_trace(
@@ -30,11 +32,14 @@ def zeroshot_bars(
             marker=dict(symbol="line-ew-open", size=36, line=dict(width=3)),
         )
     )
+    values = [accuracy[n] for n in names]
+    ticks = [chance[n] for n in names]
+    fig.add_trace(labels_above(names, values, ticks, [f"{v:.0f}" for v in values]))
     fig.update_layout(
         title=title,
         yaxis=dict(title="accuracy (%)", range=[0, 105]),
         xaxis_title="task",
-        legend=dict(orientation="h", y=1.08),
+        legend=dict(orientation="h", y=1.02, yanchor="bottom"),
         height=420,
     )
     return fig

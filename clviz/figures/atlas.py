@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from clviz.experiments.atlas_protocol import ABLATIONS, LEARNERS, ProtocolResult
+from clviz.figures.colors import method_color
 from clviz.methods.atlas import AlphaRecord
 
 
@@ -140,12 +141,14 @@ def protocol_bars(
         subplot_titles=["upstream forgetting (points)", "downstream transfer vs fresh adapter"],
     )
     orders = list(results)
-    for method, color in (("atlas", "#4c78a8"), ("finetune", "#e45756")):
+    for method in ("atlas", "finetune"):
         vals = []
         for o in orders:
             f = results[o].forgetting(method)
             vals.append(sum(f) / len(f))
-        fig.add_trace(go.Bar(x=orders, y=vals, name=method, marker_color=color), 1, 1)
+        fig.add_trace(
+            go.Bar(x=orders, y=vals, name=method, marker_color=method_color(method)), 1, 1
+        )
     colors = {"stage1": "#72b7b2", "stage2": "#f58518", "both": "#54a24b"}
     for stages in ABLATIONS:
         vals = [results[o].downstream.transfer(stages) for o in orders]

@@ -13,17 +13,11 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from clviz.analysis.drift.extract import FINAL
 from clviz.analysis.drift.umap_map import DriftMap
-
-PALETTE = qualitative.Plotly + qualitative.D3
-
-
-def _task_color(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
+from clviz.figures.colors import method_colors, task_color
 
 
 def _frame_traces(dmap: DriftMap, run: str, index: int) -> list[go.Scatter]:
@@ -41,7 +35,7 @@ def _frame_traces(dmap: DriftMap, run: str, index: int) -> list[go.Scatter]:
                 mode="markers",
                 name=name,
                 legendgroup=name,
-                marker=dict(size=5, color=_task_color(t), opacity=0.7),
+                marker=dict(size=5, color=task_color(t), opacity=0.7),
                 text=[classes[c] for c in rec.labels[rows].tolist()],
                 hovertemplate=f"{name}: %{{text}} (image)<extra></extra>",
             )
@@ -58,7 +52,7 @@ def _frame_traces(dmap: DriftMap, run: str, index: int) -> list[go.Scatter]:
                 marker=dict(
                     size=11,
                     symbol="diamond",
-                    color=_task_color(t),
+                    color=task_color(t),
                     line=dict(width=1.2, color="black"),
                 ),
                 text=[classes[c] for c in rec.text_labels[trows].tolist()],
@@ -189,7 +183,8 @@ def drift_comparison(
         ("modality_gap", "modality gap |mean image - mean text|"),
     ]
     fig = make_subplots(rows=2, cols=2, subplot_titles=[t for _, t in panels])
-    for i, (name, curves) in enumerate(curves_by_method.items()):
+    colors = method_colors(curves_by_method)
+    for name, curves in curves_by_method.items():
         for p, (key, _) in enumerate(panels):
             values = curves[key][layer] if isinstance(curves[key], Mapping) else curves[key]
             fig.add_trace(
@@ -200,13 +195,14 @@ def drift_comparison(
                     name=name,
                     legendgroup=name,
                     showlegend=p == 0,
-                    line=dict(color=_task_color(i)),
+                    line=dict(color=colors[name]),
                     hovertemplate=f"{name}<br>after %{{x}}: %{{y:.3f}}<extra></extra>",
                 ),
                 row=p // 2 + 1,
                 col=p % 2 + 1,
             )
-    fig.update_layout(title="Representation drift over the stream", height=640, autosize=True)
+    fig.update_xaxes(title_text="model after task", row=2)
+    fig.update_layout(title="Representation drift over the stream", height=660, autosize=True)
     return fig
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from clviz.core.result import RunResult
+from clviz.figures.colors import method_colors, task_color
 
 METRIC_LABELS = {
     "transfer": "Transfer",
@@ -22,9 +22,6 @@ METRIC_LABELS = {
     "bwt": "BWT",
     "forgetting": "forgetting",
 }
-
-#: One colour per line, cycled; a line and its markers share one colour.
-PALETTE = qualitative.Plotly + qualitative.D3
 
 
 def _heatmap(matrix: np.ndarray, tasks: Sequence[str], showscale: bool) -> go.Heatmap:
@@ -106,7 +103,7 @@ def task_curves(result: RunResult, title: str | None = None) -> go.Figure:
     x = list(range(1, len(tasks) + 1))
     fig = go.Figure()
     for d, name in enumerate(tasks):
-        colour = PALETTE[d % len(PALETTE)]
+        colour = task_color(d)
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -148,9 +145,10 @@ def task_curves(result: RunResult, title: str | None = None) -> go.Figure:
 
 
 def task_curve_comparison(results_by_method: Mapping[str, RunResult], task: str) -> go.Figure:
-    """One task's accuracy across the stream, one line per method."""
+    """One task's accuracy across the stream, one line per method (in its colour)."""
     fig = go.Figure()
     tasks = None
+    colors = method_colors(results_by_method)
     for name, r in results_by_method.items():
         tasks = r.tasks
         d = tasks.index(task)
@@ -160,6 +158,7 @@ def task_curve_comparison(results_by_method: Mapping[str, RunResult], task: str)
                 y=np.asarray(r.matrix)[:, d],
                 mode="lines+markers",
                 name=name,
+                line=dict(color=colors[name]),
             )
         )
     d = tasks.index(task)
@@ -176,15 +175,45 @@ def task_curve_comparison(results_by_method: Mapping[str, RunResult], task: str)
     return fig
 
 
+#: The plot area (pixels) a grouped-bar figure is sized for: an 800-pixel notebook cell less
+#: the axis and the legend. Labels are chosen to fit bars of that width, so they cannot overlap
+#: there or in anything wider.
+PLOT_PX = 520
+#: Value labels' font size (pixels).
+LABEL_PX = 10
+
+
+def label_angle(n_groups: int, n_series: int, labels: Sequence[str]) -> int | None:
+    """How grouped bars print their values: level (0) when the widest label fits across a bar,
+    upright (-90) when only its height does, not at all (None: the hover has the value) when
+    the bars are narrower still. Each label stays inside its bar's column, so none overlap."""
+    bar = PLOT_PX / max(n_groups, 1) * 0.8 / max(n_series, 1)  # plotly's default bargap 0.2
+    if bar >= 0.6 * LABEL_PX * max(map(len, labels), default=0) + 4:
+        return 0
+    return -90 if bar >= 1.2 * LABEL_PX else None
+
+
+def _value_range(values: Sequence[float], angle: int | None) -> list[float]:
+    """A y range with room past the longest bars for their labels (longer when upright)."""
+    lo, hi = min(0.0, *values), max(0.0, *values)
+    pad = (hi - lo or 1.0) * {0: 0.08, -90: 0.16, None: 0.04}[angle]
+    return [lo - pad if lo < 0 else lo, hi + pad]
+
+
 def grouped_bars(
     groups: Sequence[str],
     series: Mapping[str, Sequence[float]],
     title: str,
     ytitle: str = "percent",
     signed: bool = False,
+    colors: Mapping[str, str] | None = None,
 ) -> go.Figure:
-    """One group of bars per entry of ``groups``, one bar per series (values printed on top;
-    ``signed`` prints a sign, for changes)."""
+    """One group of bars per entry of ``groups``, one bar per series (``colors`` by series
+    name), its value printed past the bar's end (``signed`` prints a sign, for changes) as
+    :func:`label_angle` decides; every value is also in the hover."""
+    fmt = "+.1f" if signed else ".1f"
+    texts = {name: [format(v, fmt) for v in values] for name, values in series.items()}
+    angle = label_angle(len(groups), len(series), [t for ts in texts.values() for t in ts])
     fig = go.Figure()
     for name, values in series.items():
         fig.add_trace(
@@ -192,11 +221,27 @@ def grouped_bars(
                 x=list(groups),
                 y=list(values),
                 name=name,
-                text=[f"{v:+.1f}" if signed else f"{v:.1f}" for v in values],
+                marker_color=(colors or {}).get(name),
+                text=None if angle is None else texts[name],
                 textposition="outside",
+                textangle=angle,
+                textfont_size=LABEL_PX,
+                constraintext="none",
+                cliponaxis=False,
+                hovertemplate=f"%{{fullData.name}}<br>%{{x}}: %{{y:{fmt}}}<extra></extra>",
             )
         )
-    fig.update_layout(barmode="group", title=title, yaxis_title=ytitle, height=420, autosize=True)
+    if angle is None:
+        title += "<br><sup>hover a bar for its value</sup>"
+    fig.update_layout(
+        barmode="group",
+        title=title,
+        yaxis=dict(
+            title=ytitle, range=_value_range([v for vs in series.values() for v in vs], angle)
+        ),
+        height=420,
+        autosize=True,
+    )
     return fig
 
 
@@ -205,7 +250,8 @@ def metric_bars(
     metrics: Sequence[str] = ("transfer", "avg", "last"),
     title: str | None = None,
 ) -> go.Figure:
-    """Grouped bars of the chosen metrics, one group per metric, one bar per method.
+    """Grouped bars of the chosen metrics, one group per metric, one bar per method (in its
+    colour).
 
     The default title names the metrics shown, so two calls with different metrics (as in
     the method comparison) do not share one title."""
@@ -216,6 +262,37 @@ def metric_bars(
         labels,
         {name: [getattr(r.metrics, m) for m in metrics] for name, r in results_by_method.items()},
         title,
+        colors=method_colors(results_by_method),
+    )
+
+
+def labels_above(
+    x: Sequence[str],
+    bars: Sequence[float],
+    ticks: Sequence[float | None],
+    texts: Sequence[str],
+    clearance: float = 7.0,
+) -> go.Scatter:
+    """Value labels just above each bar, or above its reference tick where the tick lies less
+    than ``clearance`` (y units, a label's height and a little) above the bar's top and the
+    label would sit on it (a text-only trace, out of the legend and the hover). A missing
+    tick (None, or ``ticks`` shorter than ``bars``) moves nothing."""
+    ticks = [*ticks, *[None] * (len(bars) - len(ticks))]
+    tops = [
+        float(t) if t is not None and b <= t < b + clearance else float(b)
+        for b, t in zip(bars, ticks, strict=True)
+    ]
+    return go.Scatter(
+        x=list(x),
+        y=[t + 1.0 for t in tops],
+        mode="text",
+        text=list(texts),
+        textposition="top center",
+        textfont_size=LABEL_PX + 1,
+        cliponaxis=False,
+        showlegend=False,
+        hoverinfo="skip",
+        name="values",
     )
 
 
@@ -243,8 +320,6 @@ def accuracy_row(result: RunResult, index: int) -> go.Figure:
             x=tasks,
             y=row,
             marker_color=[colors[s] for s in state],
-            text=[f"{v:.0f}" for v in row],
-            textposition="outside",
             customdata=state,
             hovertemplate="%{x} (%{customdata}): %{y:.1f}%<extra></extra>",
             name=f"after {tasks[index]}",
@@ -263,6 +338,7 @@ def accuracy_row(result: RunResult, index: int) -> go.Figure:
             hovertemplate="%{x}: zero-shot %{y:.1f}%<extra></extra>",
         )
     )
+    fig.add_trace(labels_above(tasks, row, result.zero_shot, [f"{v:.0f}" for v in row]))
     fig.update_layout(
         title=f"{result.method}: accuracy after task {index + 1} ({tasks[index]})<br><sup>"
         f"{ROW_KEY}</sup>",
@@ -285,8 +361,9 @@ def seed_bars(
     labels = [METRIC_LABELS[m] for m in metrics]
     seeds = len(next(iter(spreads_by_method.values()))[metrics[0]].values)
     fig = go.Figure()
-    for index, (name, row) in enumerate(spreads_by_method.items()):
-        color = PALETTE[index % len(PALETTE)]
+    colors = method_colors(spreads_by_method)
+    for name, row in spreads_by_method.items():
+        color = colors[name]
         fig.add_trace(
             go.Bar(
                 x=labels,
