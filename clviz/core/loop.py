@@ -29,6 +29,7 @@ from clviz.core.device import autocast, device_name, out_of_memory_hint
 from clviz.core.evaluation import Evaluation, EveryTask
 from clviz.core.feed import feed
 from clviz.core.formats import Batch, PairTask, Task, TaskFormat, make_format
+from clviz.core.progress import following_run, step_taken, task_started
 from clviz.core.result import RunResult, StageStats, TaskStats
 from clviz.core.schedules import lr_factor, warmup_steps
 
@@ -159,6 +160,7 @@ def optimize(
             optimizer.step()
             scheduler.step()
         method.after_step(state, step)
+        step_taken(stage.name, step + 1, stage.steps)
         losses.append(loss.detach())
         if len(losses) - checked >= check_every or step + 1 == stage.steps:
             check_finite(losses[checked:], checked, method, state, stage)
@@ -253,35 +255,37 @@ def run_stream(
         desc=f"{method.name}" + (f" on {stream}" if stream else ""),
         disable=not progress or not distributed.is_main(),
     )
-    for index in range(len(rows), len(tasks)):
-        started = time.perf_counter()
-        stats = learn_task(
-            method,
-            tasks[index],
-            index,
-            seed=task_seed(seed, index),
-            observers=observers,
-            progress=progress,
-        )
-        row = evaluation.row(method, index)
-        rows.append(row)
-        task_stats.append(stats)
-        for observer in observers:
-            observer.on_task_end(method, index, row)
-        seconds += time.perf_counter() - started
-        if store is not None and distributed.is_main():
-            store.save_checkpoint(
-                {
-                    "rows": rows,
-                    "task_stats": task_stats,
-                    "seconds": seconds,
-                    "zero_shot": zero_shot,
-                    "method": method.state_dict(),
-                    "observers": {o.key: o.state_dict() for o in observers},
-                }
+    with following_run():
+        for index in range(len(rows), len(tasks)):
+            started = time.perf_counter()
+            task_started(index, len(tasks), tasks[index].name)
+            stats = learn_task(
+                method,
+                tasks[index],
+                index,
+                seed=task_seed(seed, index),
+                observers=observers,
+                progress=progress,
             )
-        bar.update(1)
-        bar.set_postfix(task=tasks[index].name, acc=f"{row[min(index, len(row) - 1)]:.1f}")
+            row = evaluation.row(method, index)
+            rows.append(row)
+            task_stats.append(stats)
+            for observer in observers:
+                observer.on_task_end(method, index, row)
+            seconds += time.perf_counter() - started
+            if store is not None and distributed.is_main():
+                store.save_checkpoint(
+                    {
+                        "rows": rows,
+                        "task_stats": task_stats,
+                        "seconds": seconds,
+                        "zero_shot": zero_shot,
+                        "method": method.state_dict(),
+                        "observers": {o.key: o.state_dict() for o in observers},
+                    }
+                )
+            bar.update(1)
+            bar.set_postfix(task=tasks[index].name, acc=f"{row[min(index, len(row) - 1)]:.1f}")
     bar.close()
 
     trainable, total = method.count_parameters()

@@ -101,9 +101,8 @@ def main_job(
     curves = curves_of(records)
     chosen = [m for m in (umap_methods or UMAP_METHODS) if m in results] or methods[:1]
     dmap = drift_map({m: records[m] for m in chosen}, seed=seed, cache_dir=out / "drift")
-    header = (
-        f"{len(methods)} methods, profile {profile}, seed {', '.join(map(str, seeds))}, "
-        f"{steps or 'default'} steps per task; runs in {root or results_root()}; made with torch "
+    header = (  # stream, profile, seeds, steps and batch: the report reads them from the runs
+        f"{len(methods)} methods; runs in {root or results_root()}; made with torch "
         f"{torch.__version__} on {platform.machine()} ("
         + (
             f"{workers} worker processes of 1 thread"
@@ -113,7 +112,8 @@ def main_job(
         + "), "
         f"device {next(iter(results.values())).device}."
     )
-    page = build_report(results, curves, dmap, chosen, header, by_seed if len(seeds) > 1 else None)
+    several = by_seed if len(seeds) > 1 else None
+    page = build_report(results, curves, dmap, chosen, header, several, profile)
     report = write_report(out / "report.html", page)
     summary = out / "summary.json"
     write_json(

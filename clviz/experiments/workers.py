@@ -5,7 +5,9 @@ the same time instead of one after another, each in its own process with one thr
 threads per process would fight over the same cores). A worker trains its run into the run
 store (:func:`clviz.experiments.runs.run`) and hands back nothing but the folder: the parent
 reads every finished result from the store afterwards, exactly as a warm run does. Each
-worker's output goes to ``<logs>/<method>.log``; the parent prints one line per finished
+worker's output goes to ``<logs>/<method>.log``; its position (task, stage, step) comes back
+to the parent (:mod:`clviz.core.progress`), which draws one live bar per running method, so
+a notebook shows every step while the workers train, and prints one line per finished
 method. Runs are bit-for-bit deterministic on the CPU at a given thread count, so a worker's
 matrix is the one-thread sequential run's (``tests/test_workers.py`` checks it).
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
@@ -36,6 +39,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 import torch
@@ -45,6 +49,7 @@ from clviz.core.config import RunConfig
 from clviz.core.device import resolve_device
 from clviz.core.integrity import force_requested, request_force
 from clviz.core.lifetime import die_with_parent, end_processes, sigterm_as_interrupt
+from clviz.core.progress import Listener, Position, listening
 from clviz.methods import get_method
 
 
@@ -76,10 +81,15 @@ def log_names(configs: Sequence[RunConfig]) -> list[str]:
     ]
 
 
+SEND_EVERY = 0.5  # seconds between two positions a worker sends (and always a stage's last)
+_positions: Queue | None = None  # in a worker: where its positions go (set by _init_worker)
+
+
 def _train(config: RunConfig, root: str | None, log: str) -> str:
-    """In a worker: one thread, output to ``log``, the run trained into the store."""
+    """In a worker: one thread, output to ``log``, the run trained into the store, its
+    position sent to the parent under the log's name."""
     torch.set_num_threads(1)
-    with open(log, "w", buffering=1) as out:
+    with open(log, "w", buffering=1) as out, listening(_sender(Path(log).stem)):
         os.dup2(out.fileno(), 1)  # C-level output (warnings, tqdm) too
         os.dup2(out.fileno(), 2)
         sys.stdout = sys.stderr = out
@@ -91,16 +101,35 @@ def _train(config: RunConfig, root: str | None, log: str) -> str:
         return str(result.run_dir)
 
 
-def _init_worker(parent: int, force: bool = False) -> None:
+def _sender(label: str) -> Listener:
+    """A progress listener that puts ``(label, position)`` on the parent's queue, at most
+    every :data:`SEND_EVERY` seconds (and at the end of every stage)."""
+    last = 0.0
+
+    def send(position: Position) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if _positions is None or (now - last < SEND_EVERY and position.step != position.steps):
+            return
+        last = now
+        _positions.put((label, position))
+
+    return send
+
+
+def _init_worker(parent: int, force: bool = False, positions: Queue | None = None) -> None:
     """A worker's first act: die with the parent (pid ``parent``), and leave Ctrl-C to it
     (the terminal signals the whole group; the parent then stops every worker at once).
     Its progress bars lock with a thread lock, not tqdm's default semaphore, which a killed
     worker would leave to the resource tracker (a "leaked semaphore" warning after exit).
-    ``force``: the command was given ``--force``, and so are the worker's runs."""
+    ``force``: the command was given ``--force``, and so are the worker's runs;
+    ``positions``: where the worker sends how far its run got."""
+    global _positions
     request_force(force)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent)
     tqdm.set_lock(threading.RLock())  # one thread per worker: a thread lock is enough
+    _positions = positions
 
 
 def train_in_workers(
@@ -117,6 +146,7 @@ def train_in_workers(
     logs.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     longest_first = sorted(configs, key=lambda c: -get_method(c.method).relative_cost)
+    positions = context.Queue()
     with sigterm_as_interrupt():
         # No max_tasks_per_child: this thread starts every worker, and Linux's parent-death
         # signal follows the thread that started a process (clviz.core.lifetime).
@@ -124,10 +154,10 @@ def train_in_workers(
             workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(os.getpid(), force_requested()),
+            initargs=(os.getpid(), force_requested(), positions),
         )
         try:
-            _train_all(pool, longest_first, workers, logs, root)
+            _train_all(pool, longest_first, workers, logs, root, positions)
         except KeyboardInterrupt:
             _stop(pool)
             raise WorkersInterrupted(
@@ -137,6 +167,8 @@ def train_in_workers(
         except BaseException:
             _stop(pool)
             raise
+        finally:
+            positions.close()
         pool.shutdown()
 
 
@@ -146,21 +178,66 @@ def _train_all(
     workers: int,
     logs: Path,
     root: str | Path | None,
+    positions: Queue,
 ) -> None:
-    """Submit every run to ``pool`` and wait for them, one line per finished method."""
+    """Submit every run to ``pool`` and wait for them: a bar of runs, a live bar per running
+    run, and one line per finished method."""
     pending = {}
     for config, name in zip(configs, log_names(configs), strict=True):
         log = logs / name
         future = pool.submit(_train, config, None if root is None else str(root), str(log))
         pending[future] = (config.method, log)
     with tqdm(total=len(pending), desc=f"{workers} workers", unit="run") as bar:
+        board = RunBars()
         while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            finished, _ = wait(pending, timeout=SEND_EVERY, return_when=FIRST_COMPLETED)
+            board.show(_drain(positions))
             for future in finished:
                 method, log = pending.pop(future)
                 _raise_if_failed(future, method, log, pool)
+                board.finish(log.stem)
                 bar.update()
                 bar.write(f"  [{bar.n}/{bar.total}] {method} done (log: {log})")
+
+
+def _drain(positions: Queue) -> list[tuple[str, Position]]:
+    """Every position waiting in the queue, oldest first."""
+    received = []
+    while True:
+        try:
+            received.append(positions.get_nowait())
+        except queue.Empty:
+            return received
+
+
+class RunBars:
+    """One live bar per run a worker trains: tasks done (with the current task's steps as a
+    fraction), and where it is (``task 3/8 letters · step 20/40``)."""
+
+    FORMAT = "{desc} {percentage:3.0f}%|{bar}| {elapsed}"
+
+    def __init__(self) -> None:
+        self.bars: dict[str, tqdm] = {}
+
+    def show(self, received: Sequence[tuple[str, Position]]) -> None:
+        latest = dict(received)  # the newest position of each run
+        for label, position in latest.items():
+            bar = self.bars.get(label)
+            if bar is None:
+                bar = self.bars[label] = tqdm(total=position.tasks, bar_format=self.FORMAT)
+            bar.n = round(position.fraction, 3)
+            bar.set_description_str(self._text(label, position.describe()))
+
+    def finish(self, label: str) -> None:
+        bar = self.bars.pop(label, None)
+        if bar is not None:
+            bar.n = bar.total
+            bar.set_description_str(self._text(label, "done"))
+            bar.close()
+
+    @staticmethod
+    def _text(label: str, where: str) -> str:
+        return f"{label:<20} {where:<38}"  # fixed widths: the bars do not jump
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

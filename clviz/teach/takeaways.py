@@ -236,3 +236,55 @@ def seed_takeaways(
             f"{x.mean - y.mean:+.1f} points over {len(x.values)} seeds: {verdict}."
         )
     return lines
+
+
+def _relation(a: float, b: float) -> str:
+    """'above', 'below' or 'about level with' (within :data:`NOTICEABLE`)."""
+    if a > b + NOTICEABLE:
+        return "above"
+    if a < b - NOTICEABLE:
+        return "below"
+    return "about level with"
+
+
+def atlas_transfer_takeaway(results: Mapping[str, RunResult]) -> str:
+    """Where ATLAS's Transfer sits against zero-shot's (and fine-tuning's, when ``results``
+    holds ``finetune``), and why, for notebooks 05 and 08 and the main job's report.
+
+    The mechanism is the code's (:mod:`clviz.methods.atlas`): a task not learned yet is
+    evaluated with the newest task's query set over every adapter so far, in both towers, and
+    no site hands it back to the untouched backbone (MoE-Adapters' DDAS does). The sentence
+    blames that path for a loss only when the numbers show one."""
+    at = results["atlas"].metrics.transfer
+    zs = results["zero-shot"].metrics.transfer
+    where = f"ATLAS's Transfer ({at:.1f}) is "
+    if abs(at - zs) < NOTICEABLE:
+        where += f"about level with zero-shot's ({zs:.1f})"
+    else:
+        where += f"{abs(at - zs):.1f} points {_relation(at, zs)} zero-shot's ({zs:.1f})"
+    if "finetune" in results:
+        ft = results["finetune"].metrics.transfer
+        where += f" and {_relation(at, ft)} fine-tuning's ({ft:.1f})"
+    if len(results) > 2 and at == min(r.metrics.transfer for r in results.values()):
+        where += f", the lowest of the {len(results)} methods here"
+    path = (
+        "a task not learned yet, its images and its class texts alike, goes through every "
+        "adapter learned so far, weighted by the newest task's queries, with no way back to the "
+        "untouched backbone (each site replaces a block's attention or MLP output with the "
+        "alpha-weighted sum of its adapters' outputs)"
+    )
+    if at < zs - NOTICEABLE:
+        return (
+            f"{where}. Why: {path}, so it is classified by a model adapted to other tasks. "
+            "MoE-Adapters' DDAS, by contrast, sends images that look unfamiliar to the frozen "
+            "backbone."
+        )
+    if at > zs + NOTICEABLE:
+        return (
+            f"{where}: although {path}, in this run the adapters helped the tasks not learned "
+            "yet rather than hurt them."
+        )
+    return (
+        f"{where}: although {path}, in this run the adapters hardly changed the accuracy of "
+        "the tasks not learned yet."
+    )
