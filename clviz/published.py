@@ -7,10 +7,11 @@ was not available to us). Keys are clviz method names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from clviz.core.result import RunResult
+from clviz.experiments.tables import MarkdownTable, markdown_table
 
 MTIL_ORDER_I: dict[str, tuple[float, float, float | None]] = {
     "zero-shot": (69.4, 65.3, 65.3),
@@ -54,24 +55,21 @@ def beside_published(results_by_method: Mapping[str, RunResult]) -> list[dict[st
     return rows
 
 
-def format_beside(rows) -> str:
-    """:func:`beside_published` as a plain-text table ('–' where a number is not published)."""
+def format_beside(rows: list[dict[str, Any]]) -> MarkdownTable:
+    """:func:`beside_published` as a table ('–' where a number is not published)."""
 
-    def f(v) -> str:
-        return "–" if v is None else f"{v:.1f}"
+    def number(key: str, sign: str = "") -> Callable[[dict[str, Any]], str]:
+        return lambda row: "–" if row[key] is None else f"{row[key]:{sign}.1f}"
 
-    cols = [
-        ("T", "transfer"),
-        ("A", "avg"),
-        ("L", "last"),
-        ("pub T", "published_transfer"),
-        ("pub A", "published_avg"),
-        ("pub L", "published_last"),
-        ("T - zs", "transfer_vs_zero_shot"),
-        ("pub T - zs", "published_transfer_vs_zero_shot"),
+    columns = [
+        ("method", lambda row: row["method"]),
+        ("Transfer", number("transfer")),
+        ("Avg", number("avg")),
+        ("Last", number("last")),
+        ("MTIL-I Transfer", number("published_transfer")),
+        ("MTIL-I Avg", number("published_avg")),
+        ("MTIL-I Last", number("published_last")),
+        ("Transfer − zero-shot", number("transfer_vs_zero_shot", "+")),
+        ("MTIL-I Transfer − zero-shot", number("published_transfer_vs_zero_shot", "+")),
     ]
-    head = f"{'method':<20}" + "".join(f"{label:>11}" for label, _ in cols)
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r['method']:<20}" + "".join(f"{f(r[key]):>11}" for _, key in cols))
-    return "\n".join(lines)
+    return markdown_table(rows, columns)

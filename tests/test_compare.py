@@ -63,6 +63,18 @@ def test_table_lists_every_method():
     assert metric_rows(runs())[1].label == "zscl"
 
 
+def test_tables_render_as_tables_in_a_notebook_and_as_text_in_a_terminal():
+    """The last value of a cell is drawn from its richest representation: Markdown, not the
+    raw pipes of its text."""
+    from IPython.core.formatters import DisplayFormatter
+
+    table = comparison_table(runs())
+    shown, _ = DisplayFormatter().format(table)
+    assert shown["text/markdown"] == str(table)
+    assert shown["text/plain"] == str(table)  # no quotes, no escaped newlines
+    assert f"{table}" == str(table)
+
+
 def test_ablation_table_shows_the_change_against_the_first_variant():
     table = ablation_table(runs())
     assert "| zscl | 26.2 | +0.0 |" in table and table.startswith("| variant |")

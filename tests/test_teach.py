@@ -97,3 +97,40 @@ def test_moe_takeaways_and_reuse():
     assert "Transfer 45.0 against the untouched model's 50.0 - tasks not learned" in lines[1]
     assert reuse_takeaway([0.2, 0.4]).startswith("Later tasks sent on average 30 %")
     assert reuse_takeaway([]).startswith("One task only")
+
+
+def test_zeroshot_takeaways_name_the_closest_task_to_chance_and_the_room_left():
+    from clviz.teach.takeaways import zeroshot_takeaways
+
+    chance = {"shapes": 12.5, "colors": 12.5, "counting": 20.0}
+    lines = zeroshot_takeaways({"shapes": 40.0, "colors": 95.0, "counting": 25.0}, chance)
+    assert lines[0].startswith("Every task starts above chance: the closest is counting, 5.0")
+    assert lines[1].startswith("2 of 3 tasks are below 90 % (the lowest, counting, at 25.0 %)")
+    lines = zeroshot_takeaways({"shapes": 12.9, "colors": 95.0, "counting": 92.0}, chance)
+    assert lines[0] == (
+        "2 of 3 tasks start above chance; shapes sit at chance level: the tiny CLIP cannot "
+        "read them yet."
+    )
+    assert lines[1].startswith("1 of 3 tasks are below 90 %")
+    solved = zeroshot_takeaways({"shapes": 91.0, "colors": 95.0, "counting": 92.0}, chance)
+    assert solved[1].startswith("Zero-shot already solves every task")
+
+
+def test_ddas_takeaways_say_whether_transfer_was_rescued_and_what_guessing_cost():
+    from clviz.teach.takeaways import ddas_takeaways
+
+    keeps = [[90.0, 50.0, 50.0], [88.0, 90.0, 50.0], [88.0, 88.0, 90.0]]
+    runs = {
+        "zero-shot": _result("zero-shot", [[50.0] * 3] * 3),
+        "moe-adapters-taskid": _result(
+            "moe-adapters-taskid", [[90.0, 40.0, 40.0], [90.0, 90.0, 40.0], [90.0, 90.0, 90.0]]
+        ),
+        "moe-adapters": _result("moe-adapters", keeps),
+    }
+    rescued, cost = ddas_takeaways(runs)
+    assert rescued.startswith("Without a task id, DDAS kept Transfer at 50.0 (zero-shot 50.0;")
+    assert "went back to the untouched backbone" in rescued
+    assert "guessing the router costs" in cost  # Last 88.7 against the oracle's 90
+    runs["moe-adapters"] = runs["moe-adapters-taskid"]
+    rescued, cost = ddas_takeaways(runs)
+    assert "did not rescue" in rescued and "cost almost nothing" in cost

@@ -39,7 +39,7 @@ from clviz.core.integrity import IntegrityError, read_sealed_json, write_sealed_
 from clviz.core.loop import learn_task, run_stream, task_seed
 from clviz.core.result import ResultError, RunResult
 from clviz.core.store import RunStore
-from clviz.experiments.tables import markdown_table
+from clviz.experiments.tables import MarkdownTable, markdown_table
 from clviz.methods import build_method
 from clviz.methods.atlas import Atlas, AtlasOptions
 from clviz.world.multimodal import list_pair_families, make_pair_task
@@ -381,7 +381,7 @@ def forgetting_rows(results: dict[str, ProtocolResult]) -> list[ForgettingRow]:
     return rows
 
 
-def downstream_table(results: dict[str, ProtocolResult]) -> str:
+def downstream_table(results: dict[str, ProtocolResult]) -> MarkdownTable:
     """:func:`downstream_rows` as a Markdown table."""
     tasks = next(iter(results.values())).downstream.tasks if results else []
     columns = [
@@ -394,7 +394,7 @@ def downstream_table(results: dict[str, ProtocolResult]) -> str:
     return markdown_table(downstream_rows(results), columns)
 
 
-def forgetting_table(results: dict[str, ProtocolResult]) -> str:
+def forgetting_table(results: dict[str, ProtocolResult]) -> MarkdownTable:
     """:func:`forgetting_rows` as a Markdown table (tasks in each order's own sequence)."""
     columns = [
         ("order", lambda r: r.order),

@@ -17,6 +17,7 @@ import numpy as np
 from clviz.core.result import RunResult
 from clviz.experiments.compare import comparison_configs, train_missing
 from clviz.experiments.runs import run
+from clviz.experiments.tables import MarkdownTable, markdown_table
 
 METRICS = ("transfer", "avg", "last", "bwt", "forgetting")
 LABELS = ("Transfer", "Avg", "Last", "BWT", "forgetting")
@@ -77,17 +78,14 @@ def spreads(by_method: Mapping[str, Sequence[RunResult]]) -> dict[str, dict[str,
     return table
 
 
-def seed_table(by_method: Mapping[str, Sequence[RunResult]]) -> str:
+def seed_table(by_method: Mapping[str, Sequence[RunResult]]) -> MarkdownTable:
     """A Markdown table of every metric as mean ± standard deviation over the seeds."""
-    table = spreads(by_method)
     seeds = len(next(iter(by_method.values())))
-    lines = [
-        f"| method ({seeds} seeds) | " + " | ".join(LABELS) + " |",
-        "|---" * (len(LABELS) + 1) + "|",
+    columns = [(f"method ({seeds} seeds)", lambda row: row[0])]
+    columns += [
+        (label, lambda row, m=m: str(row[1][m])) for label, m in zip(LABELS, METRICS, strict=True)
     ]
-    for method, row in table.items():
-        lines.append(f"| {method} | " + " | ".join(str(row[m]) for m in METRICS) + " |")
-    return "\n".join(lines)
+    return markdown_table(list(spreads(by_method).items()), columns)
 
 
 def difference_is_clear(a: Spread, b: Spread) -> bool:

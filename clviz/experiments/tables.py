@@ -1,4 +1,5 @@
-"""Runs side by side as rows of numbers, and those rows as a Markdown table."""
+"""Runs side by side as rows of numbers, and those rows as a Markdown table that a notebook
+draws as a table and a terminal prints as text."""
 
 from __future__ import annotations
 
@@ -59,22 +60,33 @@ COMPARISON: tuple[Column, ...] = (
 )
 
 
-def markdown_table(rows: Sequence[Any], columns: Sequence[Column] = COMPARISON) -> str:
+class MarkdownTable(str):
+    """A Markdown table: printed, its text; the last value of a notebook cell, a rendered
+    table (Jupyter asks for ``_repr_markdown_``)."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def markdown_table(rows: Sequence[Any], columns: Sequence[Column] = COMPARISON) -> MarkdownTable:
     """``rows`` as a Markdown table (readable as plain text too)."""
     lines = [
         "| " + " | ".join(head for head, _ in columns) + " |",
         "|" + "---|" * len(columns),
     ]
     lines += ["| " + " | ".join(cell(r) for _, cell in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    return MarkdownTable("\n".join(lines))
 
 
-def comparison_table(results: Mapping[str, RunResult]) -> str:
+def comparison_table(results: Mapping[str, RunResult]) -> MarkdownTable:
     """Every method's Transfer, Avg, Last, BWT, forgetting, parameters and seconds."""
     return markdown_table(metric_rows(results))
 
 
-def ablation_table(results: Mapping[str, RunResult]) -> str:
+def ablation_table(results: Mapping[str, RunResult]) -> MarkdownTable:
     """Variants of one method, each with its change in Transfer against the first."""
     rows = metric_rows(results)
     first = rows[0].transfer if rows else 0.0

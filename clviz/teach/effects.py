@@ -5,6 +5,9 @@ numbers. An *effect* is stronger: the notebook exists to show it (fine-tuning fo
 rescues Transfer, ...), so class and full mode, whose budgets are sized for the effects, fail
 the notebook when one does not show. Fast mode (the test suite's smoke budget) only reports:
 its runs are too short to show most of them.
+
+Every list starts with :func:`learned_effects`: "holds what it learned" is hollow when nothing
+was learned, so each trained method must first beat zero-shot on the tasks it just learned.
 """
 
 from __future__ import annotations
@@ -50,6 +53,36 @@ def _gap(a: float, b: float) -> str:
     return f"{a:.1f} against {b:.1f}"
 
 
+SATURATED = 90.0  # zero-shot accuracy (%) above which a task leaves too little to learn
+TRANSFER_KEPT = 2.0  # points: a Transfer this close to zero-shot's is kept
+WELL_ABOVE = 3.0  # points: a Last this far above zero-shot's shows learning that was held
+
+
+def learned_effect(result: RunResult) -> Effect:
+    """``result``'s method learned: right after each task, its accuracy on it is above the
+    untouched backbone's, on every task zero-shot leaves room on (below :data:`SATURATED`)."""
+    diagonal = np.diag(np.asarray(result.matrix, dtype=float))
+    gains = {
+        task: float(acc - zs)
+        for task, acc, zs in zip(result.tasks, diagonal, result.zero_shot, strict=False)
+        if zs is not None and zs < SATURATED
+    }
+    if not gains:
+        return Effect(f"{result.method} learned", False, "zero-shot saturates every task")
+    worst = min(gains, key=gains.get)
+    return Effect(
+        f"{result.method} learned each task: right after it, above zero-shot",
+        gains[worst] > 0,
+        f"mean gain {np.mean(list(gains.values())):+.1f} points on {len(gains)} tasks "
+        f"below {SATURATED:.0f} % zero-shot; smallest {gains[worst]:+.1f} on {worst}",
+    )
+
+
+def learned_effects(results: Mapping[str, RunResult]) -> list[Effect]:
+    """:func:`learned_effect` for every trained method of ``results`` (all but zero-shot)."""
+    return [learned_effect(r) for name, r in results.items() if name != "zero-shot"]
+
+
 def _transfer_lost(results: Mapping[str, RunResult], claim: str) -> Effect:
     """Fine-tuning's Transfer noticeably below zero-shot's (notebooks 02 and 08)."""
     zs, ft = results["zero-shot"].metrics, results["finetune"].metrics
@@ -72,8 +105,9 @@ def learning_effects(results: Mapping[str, RunResult]) -> list[Effect]:
     zs, ft = results["zero-shot"], results["finetune"]
     moved = distance_above_diagonal(ft, zs)
     return [
+        *learned_effects(results),
         Effect(
-            "fine-tuning learns each task: its diagonal is above zero-shot's",
+            "fine-tuning's diagonal is above zero-shot's on average",
             diagonal_mean(ft) > diagonal_mean(zs) + NOTICEABLE,
             f"mean diagonal {_gap(diagonal_mean(ft), diagonal_mean(zs))}",
         ),
@@ -95,6 +129,7 @@ def forgetting_effects(results: Mapping[str, RunResult]) -> list[Effect]:
     less."""
     ft = results["finetune"].metrics
     effects = [
+        *learned_effects(results),
         _transfer_lost(results, "fine-tuning's Transfer falls below zero-shot's"),
         Effect(
             "fine-tuning forgets",
@@ -113,18 +148,43 @@ def forgetting_effects(results: Mapping[str, RunResult]) -> list[Effect]:
                 f"{best} forgetting {_gap(kept, ft.forgetting)}",
             )
         )
+    if "zscl" in results:
+        effects.append(_transfer_kept(results, "zscl"))
     return effects
+
+
+def _transfer_kept(results: Mapping[str, RunResult], name: str) -> Effect:
+    """``name``'s Transfer within :data:`TRANSFER_KEPT` points of zero-shot's (or above)."""
+    zs, m = results["zero-shot"].metrics, results[name].metrics
+    return Effect(
+        f"{name} keeps Transfer: within {TRANSFER_KEPT:g} points of zero-shot",
+        m.transfer >= zs.transfer - TRANSFER_KEPT,
+        f"Transfer {_gap(m.transfer, zs.transfer)}",
+    )
+
+
+def _last_well_above(results: Mapping[str, RunResult], name: str) -> Effect:
+    """``name``'s Last at least :data:`WELL_ABOVE` points above zero-shot's: it learned the
+    tasks and still holds them at the end."""
+    zs, m = results["zero-shot"].metrics, results[name].metrics
+    return Effect(
+        f"{name} holds what it learned: Last well above zero-shot",
+        m.last >= zs.last + WELL_ABOVE,
+        f"Last {_gap(m.last, zs.last)}",
+    )
 
 
 def moe_effects(results: Mapping[str, RunResult]) -> list[Effect]:
     """Notebook 03: frozen experts and per-task routers keep what was learned."""
     ft, moe = results["finetune"].metrics, results["moe-adapters-taskid"].metrics
     return [
+        *learned_effects(results),
+        _last_well_above(results, "moe-adapters-taskid"),
         Effect(
             "MoE-Adapters (task id given) forget less than fine-tuning",
             moe.forgetting < ft.forgetting - NOTICEABLE,
             f"forgetting {_gap(moe.forgetting, ft.forgetting)}",
-        )
+        ),
     ]
 
 
@@ -138,6 +198,9 @@ def ddas_effects(results: Mapping[str, RunResult]) -> list[Effect]:
         for name in ("moe-adapters", "moe-adapters-taskid")
     }
     return [
+        *learned_effects(results),
+        _last_well_above(results, "moe-adapters"),
+        _transfer_kept(results, "moe-adapters"),
         Effect(
             "the newest router hurts tasks not learned yet",
             taskid.transfer < zs.transfer - NOTICEABLE,
@@ -157,10 +220,13 @@ def ddas_effects(results: Mapping[str, RunResult]) -> list[Effect]:
     ]
 
 
-def atlas_effects(protocol: Mapping[str, object]) -> list[Effect]:
-    """Notebook 05: ATLAS forgets less upstream than continual fine-tuning, the stage ablation
-    moves downstream accuracy, and the two upstream orders give different models."""
-    effects = []
+def atlas_effects(
+    protocol: Mapping[str, object], results: Mapping[str, RunResult] | None = None
+) -> list[Effect]:
+    """Notebook 05: ATLAS (and every method of ``results``, its comparison on the stream)
+    learned; ATLAS forgets less upstream than continual fine-tuning, the stage ablation moves
+    downstream accuracy, and the two upstream orders give different models."""
+    effects = learned_effects(results or {})
     forgetting = {
         order: tuple(r.upstream[m].metrics.forgetting for m in ("atlas", "finetune"))
         for order, r in protocol.items()
@@ -213,6 +279,8 @@ def mulki_effects(
     }
     biggest = max(changes, key=changes.get)
     return [
+        *learned_effects(results),
+        _transfer_kept(results, "mulki"),
         Effect(
             "MulKI keeps more Transfer than fine-tuning",
             mulki.transfer > ft.transfer + NOTICEABLE,
@@ -271,7 +339,10 @@ def comparison_effects(results: Mapping[str, RunResult]) -> list[Effect]:
     trained = {n: r.metrics for n, r in results.items() if n != "zero-shot"}
     keep = [n for n in ("zscl", "mulki", "moe-adapters") if n in trained]
     best = max(keep, key=lambda n: trained[n].transfer) if keep else None
-    effects = [_transfer_lost(results, "fine-tuning loses Transfer against zero-shot")]
+    effects = [
+        *learned_effects(results),
+        _transfer_lost(results, "fine-tuning loses Transfer against zero-shot"),
+    ]
     if best is not None:
         effects.append(
             Effect(

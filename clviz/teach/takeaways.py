@@ -271,7 +271,8 @@ def atlas_transfer_takeaway(results: Mapping[str, RunResult]) -> str:
         "a task not learned yet, its images and its class texts alike, goes through every "
         "adapter learned so far, weighted by the newest task's queries, with no way back to the "
         "untouched backbone (each site replaces a block's attention or MLP output with the "
-        "alpha-weighted sum of its adapters' outputs)"
+        "alpha-weighted sum of its adapters' outputs, and the alphas are not normalised: with "
+        "several adapters that sum scales the output itself)"
     )
     if at < zs - NOTICEABLE:
         return (
@@ -288,3 +289,73 @@ def atlas_transfer_takeaway(results: Mapping[str, RunResult]) -> str:
         f"{where}: although {path}, in this run the adapters hardly changed the accuracy of "
         "the tasks not learned yet."
     )
+
+
+def zeroshot_takeaways(
+    accuracy: Mapping[str, float], chance: Mapping[str, float], solved: float = 90.0
+) -> list[str]:
+    """Notebook 00's reading of the zero-shot bars: how far above chance each task starts, and
+    how much room is left to learn (tasks below ``solved`` percent)."""
+    margins = {name: accuracy[name] - chance[name] for name in accuracy}
+    lowest = min(margins, key=margins.get)
+    above = [n for n, m in margins.items() if m >= NOTICEABLE]
+    lines = []
+    if len(above) == len(margins):
+        lines.append(
+            f"Every task starts above chance: the closest is {lowest}, "
+            f"{margins[lowest]:.1f} points above its chance level of {chance[lowest]:.1f} %."
+        )
+    else:
+        near = [n for n in margins if n not in above]
+        lines.append(
+            f"{len(above)} of {len(margins)} tasks start above chance; "
+            f"{', '.join(near)} sit at chance level: the tiny CLIP cannot read them yet."
+        )
+    room = [n for n, a in accuracy.items() if a < solved]
+    if room:
+        worst = min(room, key=accuracy.get)
+        lines.append(
+            f"{len(room)} of {len(accuracy)} tasks are below {solved:.0f} % "
+            f"(the lowest, {worst}, at {accuracy[worst]:.1f} %): "
+            "room to learn each task, and zero-shot ability to lose while learning the others. "
+            "The next notebooks measure both."
+        )
+    else:
+        lines.append(f"Zero-shot already solves every task (all at {solved:.0f} % or more).")
+    return lines
+
+
+def ddas_takeaways(results: Mapping[str, RunResult]) -> list[str]:
+    """Notebook 04's take-aways: what DDAS does to Transfer and to Last against the task-id
+    oracle and zero-shot, and how often it picked the right router (per sample)."""
+    zs = results["zero-shot"].metrics
+    oracle, ddas = results["moe-adapters-taskid"].metrics, results["moe-adapters"].metrics
+    lines = [
+        f"Without a task id, DDAS kept Transfer at {ddas.transfer:.1f} (zero-shot "
+        f"{zs.transfer:.1f}; the newest router, told the task, {oracle.transfer:.1f}): "
+        + (
+            "images of tasks not learned yet went back to the untouched backbone."
+            if ddas.transfer > oracle.transfer + NOTICEABLE
+            else "here it did not rescue the tasks not learned yet."
+        )
+    ]
+    cost = oracle.last - ddas.last
+    lines.append(
+        f"Last with DDAS is {ddas.last:.1f} against {oracle.last:.1f} with the task id and "
+        f"{zs.last:.1f} for zero-shot: "
+        + (
+            f"guessing the router costs {cost:.1f} points of what the routers learned."
+            if cost >= NOTICEABLE
+            else "guessing the router cost almost nothing of what the routers learned."
+        )
+    )
+    record = results["moe-adapters"].record
+    if record is not None and getattr(record, "ddas", None):
+        correct = record.ddas["per_sample"].correct
+        worst = min(correct, key=correct.get)
+        lines.append(
+            f"After the last task, DDAS picked each image's own router "
+            f"{np.mean(list(correct.values())):.1f} % of the time on average (per sample); "
+            f"worst on {worst} ({correct[worst]:.1f} %)."
+        )
+    return lines
