@@ -4,6 +4,9 @@ For each notebook (in order, sharing one fresh run store, so each is timed cold 
 before it, as in a lesson): open it in JupyterLab, run all cells from the Run menu, wait for the
 kernel to finish, save, then read the saved notebook for errors and for the effect checks
 (lines starting with ✓ or ✗), take a screenshot of one figure and print the wall time.
+While it runs, the page is read every two seconds: the kernel's status as JupyterLab's status
+bar shows it (it must be busy whenever a cell waits), and whether a live per-step progress
+line (``· step 12/40``) is on screen; afterwards, the tables drawn as HTML tables.
 
     python benchmarks/notebooks_in_jupyterlab.py --mode class --out results/walkthrough
 
@@ -98,15 +101,23 @@ def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
     started = time.perf_counter()
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_timeout(2_000)
-    page.wait_for_function(
-        """() => { const p = window.jupyterapp.shell.currentWidget;
-                   const busy = p.sessionContext.session.kernel.status !== 'idle';
+    samples = []  # (kernel status, a cell still waiting, a per-step progress line shown)
+    while time.perf_counter() - started < timeout_s:
+        samples.append(
+            page.evaluate(
+                """() => { const p = window.jupyterapp.shell.currentWidget;
                    const pending = [...document.querySelectorAll('.jp-InputPrompt')]
                        .some(e => e.textContent.includes('*'));
-                   return !busy && !pending; }""",
-        timeout=timeout_s * 1000,
-        polling=2_000,
-    )
+                   const outputs = [...document.querySelectorAll('.jp-OutputArea-output')]
+                       .map(e => e.textContent).join(' ');
+                   return [p.sessionContext.session.kernel.status, pending,
+                           /· step \\d+\\/\\d+/.test(outputs)]; }"""
+            )
+        )
+        status, pending, _ = samples[-1]
+        if status == "idle" and not pending:
+            break
+        page.wait_for_timeout(2_000)
     seconds = time.perf_counter() - started
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     page.wait_for_timeout(3_000)
@@ -121,11 +132,17 @@ def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
             page.wait_for_timeout(1_000)
         shot = shots / f"{path.stem}.png"
         page.screenshot(path=str(shot))  # the figure in JupyterLab, as the student sees it
+    tables = page.locator(".jp-OutputArea-output table").count()
     nb = nbformat.read(path, as_version=4)
+    waiting = [status for status, pending, _ in samples if pending]
     return {
         "notebook": path.stem,
         "seconds": round(seconds, 1),
         "figures_drawn": count,
+        "tables_drawn": tables,
+        "idle_while_a_cell_waited": sum(status == "idle" for status in waiting),
+        "samples_while_a_cell_waited": len(waiting),
+        "step_progress_seen": any(step for _, _, step in samples),
         "errors": errors_in(nb),
         "effects": effect_lines(nb),
         "screenshot": str(shot) if shot else None,
@@ -173,7 +190,11 @@ def main() -> int:
                 failed = [e for e in seen["effects"] if e.startswith("✗")]
                 print(
                     f"{path.stem:<32} {seen['seconds']:7.1f} s  figures {seen['figures_drawn']:3d}"
+                    f"  tables {seen['tables_drawn']:2d}"
                     f"  effects {len(seen['effects']) - len(failed)}/{len(seen['effects'])}"
+                    f"  idle while waiting {seen['idle_while_a_cell_waited']}"
+                    f"/{seen['samples_while_a_cell_waited']}"
+                    f"  live steps {'yes' if seen['step_progress_seen'] else 'no'}"
                     f"  errors {len(seen['errors'])}  shot {seen['screenshot']}",
                     flush=True,
                 )

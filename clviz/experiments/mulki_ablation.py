@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clviz.core.config import RunConfig, TrainConfig
 from clviz.core.result import RunResult
 from clviz.experiments.compare import train_missing
+from clviz.experiments.profiles import default_profile, make_config
 from clviz.experiments.runs import run
 
 # variant label -> options; "all stages" is the default MulKI, the others switch one stage off
@@ -35,10 +35,10 @@ def run_ablation(
     workers: int = 1,
 ) -> dict[str, RunResult]:
     """Results of each variant (label -> result), run now or reused from the run store; with
-    ``workers`` > 1 the missing ones train side by side (see :func:`compare`)."""
-    train = TrainConfig() if steps is None else TrainConfig(steps=steps)
+    ``workers`` > 1 the missing ones train side by side (see :func:`compare`). Each variant is
+    the profile's MulKI run (``$CLVIZ_PROFILE``, as :func:`compare` makes it) with its options."""
     configs = {
-        label: RunConfig("mulki", stream, seed, train=train, options=dict(options))
+        label: make_config(default_profile(), "mulki", stream, seed, steps=steps, options=options)
         for label, options in (variants or ABLATIONS).items()
     }
     train_missing(list(configs.values()), workers, root)

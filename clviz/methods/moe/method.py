@@ -14,8 +14,10 @@ without its auto-selector. ``moe-adapters`` adds the DDAS auto-selector
 untouched backbone when it looks unfamiliar.
 
 Our defaults for the embedded stream: 16 experts (two per task of the 8-task stream, as the
-reference's 22 for 11 tasks), bottleneck 64, top-2, learning rate 1e-3; the load-balancing loss
-is computed but, as in the reference, not added unless ``balance_loss`` is set.
+reference's 22 for 11 tasks), bottleneck 64, top-2, learning rate 1e-3 (the embedded world's
+profiles raise it to 5e-3, a teaching setting: :mod:`clviz.experiments.profiles`); the
+load-balancing loss is computed but, as in the reference, not added unless ``balance_loss``
+is set.
 
 ``one_router`` is the reference's class-incremental variant (its ``cil/`` code): every task
 trains and is tested through one router (``global_taskid`` 0 there), so no task id is ever
