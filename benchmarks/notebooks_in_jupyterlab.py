@@ -9,6 +9,10 @@ bar shows it (it must be busy whenever a cell waits), and whether a live per-ste
 line (``· step 12/40``) is on screen; afterwards, the tables drawn as HTML tables.
 
     python benchmarks/notebooks_in_jupyterlab.py --mode class --out results/walkthrough
+    python benchmarks/notebooks_in_jupyterlab.py --alone --out results/walkthrough-alone
+
+``--alone`` empties the run store before each notebook: its time opened alone, training
+everything it shows.
 
 Needs Chromium (Debian: ``apt-get install chromium``) and Playwright's Python package
 (``pip install playwright``; it drives the system Chromium, nothing is downloaded). The copies
@@ -156,6 +160,9 @@ def main() -> int:
     parser.add_argument("--out", default="results/walkthrough", help="notebooks, runs, shots")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per notebook")
     parser.add_argument("--keep-runs", action="store_true", help="reuse <out>/runs (warm)")
+    parser.add_argument(
+        "--alone", action="store_true", help="an empty run store before each notebook"
+    )
     args = parser.parse_args()
     if find_chromium() is None:
         print("no Chromium on PATH; on Debian: apt-get install chromium", file=sys.stderr)
@@ -183,6 +190,9 @@ def main() -> int:
             console = []
             page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
             for path in paths:
+                if args.alone:  # opened alone: nothing trained before it
+                    shutil.rmtree(runs)
+                    runs.mkdir()
                 console.clear()
                 seen = walk(page, url.format(name=path.name), path, shots, args.timeout)
                 seen["console_errors"] = console[:5]
@@ -206,7 +216,9 @@ def main() -> int:
         server.wait(timeout=30)
     (out / "walkthrough.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     total = sum(r["seconds"] for r in report)
-    print(f"total {total:.0f} s ({total / 60:.1f} min), mode {args.mode}: {out}/walkthrough.json")
+    alone = ", each alone from an empty store" if args.alone else ""
+    where = f"{out}/walkthrough.json"
+    print(f"total {total:.0f} s ({total / 60:.1f} min), mode {args.mode}{alone}: {where}")
     return 1 if any(r["errors"] for r in report) else 0
 
 

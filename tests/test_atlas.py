@@ -172,3 +172,20 @@ def test_prediction_uses_the_tasks_own_query_set_and_state_round_trip(make_atlas
     assert torch.allclose(predict(fresh, tasks[0], 4), logits)
     assert fresh.query_sets == method.query_sets and fresh.num_adapters == 2
     assert own.shape[0] == 4
+
+
+def test_stage_budgets_are_shares_of_the_runs_steps_unless_fixed(make_atlas):
+    assert [make_atlas(steps=40).stage_steps(s, 1) for s in (1, 2)] == [20, 40]
+    teaching = make_atlas(steps=40, stage1_share=1.0, stage2_share=2.0)
+    assert [teaching.stage_steps(s, 1) for s in (1, 2)] == [40, 80]
+    fixed = make_atlas(steps=40, stage1_share=1.0, stage1_steps=3, stage2_steps=5)
+    assert [fixed.stage_steps(s, 1) for s in (1, 2)] == [3, 5]
+
+
+def test_the_embedded_teaching_setting_gives_atlas_its_shares_and_the_mtil_profile_does_not():
+    from clviz.experiments.profiles import make_config
+
+    assert make_config("embedded", "atlas").options["stage2_share"] == 2.0
+    assert make_config("embedded", "finetune").train.prompts == "ensemble"
+    assert "stage2_share" not in make_config("mtil", "atlas").options
+    assert make_config("mtil", "finetune").train.prompts == "first"

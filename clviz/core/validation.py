@@ -66,6 +66,8 @@ OPTION_RANGES: dict[str, Range] = {
     "lr": POSITIVE,
     "temperature": POSITIVE,
     "query_lr_scale": POSITIVE,
+    "stage1_share": NON_NEGATIVE,
+    "stage2_share": NON_NEGATIVE,
     "prototype_lr_scale": POSITIVE,
     # loss weights
     "image_loss": NON_NEGATIVE,

@@ -8,9 +8,11 @@ setting* (:data:`TEACHING_TRAIN`, :data:`TEACHING_OPTIONS`), sized so that every
 learns each task within a lesson's budget (``CLVIZ_MODE=class``: 40 steps a task), on every
 seed: training texts are the mean over every template (``prompts="ensemble"``, the classifier
 evaluation uses; the references train on the first template, and on the embedded world that
-mismatch made MoE-Adapters and ATLAS score *below* zero-shot right after learning a task), and
-the adapter methods learn at 5x their MTIL rate. Measured in ``benchmarks/RESULTS.md``
-(*Class mode*); the ``mtil`` profile keeps the references' settings.
+mismatch made MoE-Adapters and ATLAS score *below* zero-shot right after learning a task);
+MoE-Adapters learn at 5x their MTIL rate, and ATLAS at 1e-2 with its two stages given one and
+two times the run's steps per task (its sites start away from the backbone and need them).
+Measured in ``benchmarks/RESULTS.md`` (*Class mode*); the ``mtil`` profile keeps the
+references' settings.
 
 ``classroom-gpu`` is for a student with one consumer GPU: the embedded world drawn at 64 px
 (four times the image tokens: an 8 x 8 patch grid), the bundled tiny CLIP on that grid
@@ -93,7 +95,7 @@ TEACHING_TRAIN = TrainConfig(prompts="ensemble")
 TEACHING_OPTIONS: dict[str, dict[str, Any]] = {
     "moe-adapters": {"lr": 5e-3},
     "moe-adapters-taskid": {"lr": 5e-3},
-    "atlas": {"lr": 5e-3},
+    "atlas": {"lr": 1e-2, "stage1_share": 1.0, "stage2_share": 2.0},
 }  # the teaching setting of the embedded world (see the module's docstring)
 PROFILES: dict[str, Profile] = {
     "embedded": Profile(

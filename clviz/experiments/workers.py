@@ -223,10 +223,13 @@ class RunBars:
         latest = dict(received)  # the newest position of each run
         for label, position in latest.items():
             bar = self.bars.get(label)
-            if bar is None:
-                bar = self.bars[label] = tqdm(total=position.tasks, bar_format=self.FORMAT)
+            text = self._text(label, position.describe())
+            if bar is None:  # drawn at once: with its text, never as an empty line
+                bar = self.bars[label] = tqdm(
+                    total=position.tasks, desc=text, bar_format=self.FORMAT
+                )
             bar.n = round(position.fraction, 3)
-            bar.set_description_str(self._text(label, position.describe()))
+            bar.set_description_str(text)
 
     def finish(self, label: str) -> None:
         bar = self.bars.pop(label, None)

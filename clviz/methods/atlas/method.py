@@ -20,9 +20,16 @@ without any adapter still adds one, as there is nothing to reuse) or "stage2" on
 adapters keep the newest task's queries, frozen) for the ablations.
 
 Budgets (our choice): stage 2 gets ``TrainConfig.steps`` (the budget every other method has to
-learn a task), stage 1 half of it unless ``stage1_steps`` is set, so the first task takes 100
-steps and every later one 150. A classification task's head is its class prompts through the
-adapted text tower, no extra weights; a matching or entailment task adds a
+learn a task) times ``stage2_share`` (1), stage 1 that budget times ``stage1_share`` (0.5),
+unless ``stage1_steps`` / ``stage2_steps`` fix them, so the first task takes 100 steps and
+every later one 150. The embedded world's teaching setting
+(:data:`clviz.experiments.profiles.TEACHING_OPTIONS`) gives ATLAS shares 1 and 2 at lr 1e-2:
+its sites start away from the backbone (each outputs ``(sum_j alpha_j) u``, see
+:mod:`clviz.methods.atlas.site`), and at a lesson's 40 steps a task it needed that much to
+score above zero-shot on every task right after learning it.
+
+A classification task's head is its class prompts through the adapted text tower, no extra
+weights; a matching or entailment task adds a
 :class:`~clviz.core.formats.ScoreHead` (a weight and a bias per class, one shared centre).
 ATLAS learns every task format, so the mixed multi-modal streams of the ATLAS protocol use this
 very class through the same loop.
@@ -48,9 +55,9 @@ STAGES = ("both", "stage1", "stage2")
 
 @dataclass
 class AtlasOptions:
-    """ATLAS's hyper-parameters. ``stage1_steps`` None: half of ``TrainConfig.steps``;
-    ``stage2_steps`` None: ``TrainConfig.steps``. The bottleneck is width / 8 on the tiny CLIP
-    (the reference: 48 of 768, width / 16)."""
+    """ATLAS's hyper-parameters. ``stage1_steps`` None: ``stage1_share`` of the task's
+    ``TrainConfig`` steps; ``stage2_steps`` None: ``stage2_share`` of them. The bottleneck is
+    width / 8 on the tiny CLIP (the reference: 48 of 768, width / 16)."""
 
     bottleneck: int = 16
     lr: float = 1e-3
@@ -58,6 +65,8 @@ class AtlasOptions:
     ortho_weight: float = 0.1
     stage1_steps: int | None = None
     stage2_steps: int | None = None
+    stage1_share: float = 0.5
+    stage2_share: float = 1.0
     stages: str = "both"
 
     def __post_init__(self) -> None:
@@ -126,8 +135,8 @@ class Atlas(Method):
     def stage_steps(self, stage: int, index: int) -> int:
         o, base = self.options, self.train_config.steps_for(index)
         if stage == 1:
-            return base // 2 if o.stage1_steps is None else o.stage1_steps
-        return base if o.stage2_steps is None else o.stage2_steps
+            return int(base * o.stage1_share) if o.stage1_steps is None else o.stage1_steps
+        return int(base * o.stage2_share) if o.stage2_steps is None else o.stage2_steps
 
     def stages_for_next(self) -> list[int]:
         """The stages the next task runs: stage 1 needs adapters to reuse."""
