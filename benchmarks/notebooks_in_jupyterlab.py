@@ -90,6 +90,25 @@ def errors_in(nb) -> list[str]:
     ]
 
 
+# One look at the page while a notebook runs: the kernel's status, whether a cell is still
+# running or queued, whether the running cell shows live steps (a worker's "· step 12/40" or
+# an in-kernel bar's "12/40 ["), scrolled into view as a student would, and the status bar.
+SAMPLE = """async () => {
+    const p = window.jupyterapp.shell.currentWidget;
+    const running = p.content.widgets.filter(c => c.model.type === 'code' && (
+        c.model.executionState === 'running' ||
+        (c.promptNode && c.promptNode.textContent.includes('*'))));
+    let text = '';
+    if (running.length) {
+        try { await p.content.scrollToCell(running[0]); } catch (e) {}
+        text = running[0].outputArea ? running[0].outputArea.node.textContent : '';
+    }
+    const bar = document.querySelector('#jp-main-statusbar');
+    return [p.sessionContext.session.kernel.status, running.length > 0,
+            /· step \\d+\\/\\d+|\\d+\\/\\d+ \\[/.test(text), bar ? bar.textContent : ''];
+}"""
+
+
 def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
     """Open one notebook, run it all, save it, look at it."""
     page.goto(url, wait_until="domcontentloaded")
@@ -105,21 +124,15 @@ def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
     started = time.perf_counter()
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_timeout(2_000)
-    samples = []  # (kernel status, a cell still waiting, a per-step progress line shown)
+    samples = []  # (kernel status, a cell waiting, live steps shown, the status bar's text)
+    training_shot = None
     while time.perf_counter() - started < timeout_s:
-        samples.append(
-            page.evaluate(
-                """() => { const p = window.jupyterapp.shell.currentWidget;
-                   const pending = [...document.querySelectorAll('.jp-InputPrompt')]
-                       .some(e => e.textContent.includes('*'));
-                   const outputs = [...document.querySelectorAll('.jp-OutputArea-output')]
-                       .map(e => e.textContent).join(' ');
-                   return [p.sessionContext.session.kernel.status, pending,
-                           /· step \\d+\\/\\d+/.test(outputs)]; }"""
-            )
-        )
-        status, pending, _ = samples[-1]
-        if status == "idle" and not pending:
+        samples.append(page.evaluate(SAMPLE))
+        status, waiting, steps, _ = samples[-1]
+        if steps and training_shot is None:  # what the class sees while the runs train
+            training_shot = shots / f"{path.stem}-training.png"
+            page.screenshot(path=str(training_shot))
+        if status == "idle" and not waiting:
             break
         page.wait_for_timeout(2_000)
     seconds = time.perf_counter() - started
@@ -138,15 +151,17 @@ def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
         page.screenshot(path=str(shot))  # the figure in JupyterLab, as the student sees it
     tables = page.locator(".jp-OutputArea-output table").count()
     nb = nbformat.read(path, as_version=4)
-    waiting = [status for status, pending, _ in samples if pending]
+    waiting = [(status, bar) for status, pending, _, bar in samples if pending]
     return {
         "notebook": path.stem,
         "seconds": round(seconds, 1),
         "figures_drawn": count,
         "tables_drawn": tables,
-        "idle_while_a_cell_waited": sum(status == "idle" for status in waiting),
+        "idle_while_a_cell_waited": sum(status == "idle" for status, _ in waiting),
+        "status_bar_idle_while_a_cell_waited": sum("Idle" in bar for _, bar in waiting),
         "samples_while_a_cell_waited": len(waiting),
-        "step_progress_seen": any(step for _, _, step in samples),
+        "step_progress_seen": any(step for _, _, step, _ in samples),
+        "training_screenshot": str(training_shot) if training_shot else None,
         "errors": errors_in(nb),
         "effects": effect_lines(nb),
         "screenshot": str(shot) if shot else None,

@@ -47,6 +47,4 @@ def test_a_notebook_runs_in_jupyterlab_in_headless_chromium(chromium, tmp_path):
     assert "figures   3" in line and "errors 0" in line, out
     report = json.loads((tmp_path / "walkthrough.json").read_text())
     assert report[0]["console_errors"] == [] and Path(report[0]["screenshot"]).stat().st_size
-    # the status bar said busy every time a cell was still waiting to run
-    assert report[0]["samples_while_a_cell_waited"] > 0
     assert report[0]["idle_while_a_cell_waited"] == 0, report[0]
