@@ -101,7 +101,10 @@ def test_reference_recipe_one_epoch_one_template(tmp_path):
     assert Recipe(epochs=2).steps_for(5000, 128) == 81  # CIFAR-100 in 10 steps: 2 * 40 + 1
     moe = reference_config("moe-adapters", stream="smoke")
     assert moe.method == "moe-adapters-taskid"
-    assert moe.options == {"experts": 2, "top_k": 2, "freeze_per_task": 0, "one_router": True}
+    assert moe.options == {
+        "experts": 2, "top_k": 2, "freeze_per_task": 0, "one_router": True, "lr": 1e-3
+    }  # fmt: skip
+    assert moe.train.prompts == "first"  # no teaching setting in the reference recipe
     assert (moe.train.batch_size, moe.train.label_smoothing) == (128, 0.0)
     assert (moe.train.schedule, moe.train.warmup_steps) == ("cosine", 30)
     assert reference_config("finetune", stream="smoke").train.label_smoothing == 0.2

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from clviz.core import distributed
-from clviz.core.config import RunConfig, TrainConfig
+from clviz.experiments.profiles import make_config
 from clviz.experiments.runs import run
 
 TOLERANCE = 2.5  # accuracy points: averaging two half-batch gradients is not bit-identical
@@ -26,10 +26,8 @@ def test_single_process_helpers_are_no_ops():
 
 def test_two_processes_match_one(tmp_path):
     args = ["--method", "finetune", "--stream", "smoke", "--steps", "6"]
-    single = run(
-        RunConfig(method="finetune", stream="smoke", train=TrainConfig(steps=6)),
-        tmp_path / "single",
-        progress=False,
+    single = run(  # the config `clviz run` makes: the embedded profile's
+        make_config("embedded", "finetune", "smoke", steps=6), tmp_path / "single", progress=False
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CLVIZ_RESULTS": str(tmp_path / "cache")}
     subprocess.run(

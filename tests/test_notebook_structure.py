@@ -26,7 +26,11 @@ def code(nb) -> str:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_the_first_cell_states_goals_and_the_class_mode_time(path):
     first = markdown(nbformat.read(path, as_version=4))[0]
-    assert "**Time.** In class mode (`CLVIZ_MODE=class`): about " in first
+    assert (
+        "**Time.** In class mode (`CLVIZ_MODE=class`) on a 2-core CPU in JupyterLab: about "
+        in first
+    )
+    assert "opened alone from an empty store" in first
     assert "On one GPU:" in first
     if not path.stem.startswith("00"):
         assert "**Learning goals.**" in first

@@ -92,7 +92,9 @@ class Recipe:
 REFERENCE_TEMPLATE = "a bad photo of a {}."
 REFERENCE = Recipe(template=REFERENCE_TEMPLATE, epochs=1)
 RECIPES = {"reference": REFERENCE, "embedded": Recipe()}
-MOE_CIL_OPTIONS = {"experts": 2, "top_k": 2, "freeze_per_task": 0, "one_router": True}
+# lr: the reference's cil/ yaml (1e-3), stated so that no profile's rate (the embedded world's
+# teaching setting) replaces it
+MOE_CIL_OPTIONS = {"experts": 2, "top_k": 2, "freeze_per_task": 0, "one_router": True, "lr": 1e-3}
 VIT_B16_CIL_LR = 7.1e-6  # ZSCL's cil/configs/class/cifar100_10-10-*.yaml
 REFERENCE_METHODS = {  # name in the class-incremental table -> (registered method, options)
     "zero-shot": ("zero-shot", {}),
