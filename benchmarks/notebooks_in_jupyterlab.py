@@ -162,6 +162,7 @@ def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
         "samples_while_a_cell_waited": len(waiting),
         "step_progress_seen": any(step for _, _, step, _ in samples),
         "training_screenshot": str(training_shot) if training_shot else None,
+        "first_samples": samples[:3],
         "errors": errors_in(nb),
         "effects": effect_lines(nb),
         "screenshot": str(shot) if shot else None,
