@@ -18,12 +18,18 @@ NOTICEABLE = 1.0  # points: below this a difference is called "about the same"
 METRIC_NAMES = {"transfer": "Transfer", "avg": "Avg", "last": "Last", "bwt": "BWT"}
 
 
-def _compare(a: float, b: float) -> str:
+def _judge(a: float, b: float, words: tuple[str, str, str]) -> str:
+    """``words`` = (above, below, level): which one ``a`` is against ``b``, a difference
+    within :data:`NOTICEABLE` counting as level."""
     if a > b + NOTICEABLE:
-        return "more than"
+        return words[0]
     if a < b - NOTICEABLE:
-        return "less than"
-    return "about as much as"
+        return words[1]
+    return words[2]
+
+
+def _compare(a: float, b: float) -> str:
+    return _judge(a, b, ("more than", "less than", "about as much as"))
 
 
 def _forgot(points: float) -> str:
@@ -239,12 +245,7 @@ def seed_takeaways(
 
 
 def _relation(a: float, b: float) -> str:
-    """'above', 'below' or 'about level with' (within :data:`NOTICEABLE`)."""
-    if a > b + NOTICEABLE:
-        return "above"
-    if a < b - NOTICEABLE:
-        return "below"
-    return "about level with"
+    return _judge(a, b, ("above", "below", "about level with"))
 
 
 def atlas_transfer_takeaway(results: Mapping[str, RunResult]) -> str:
