@@ -122,7 +122,8 @@ def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
         timeout=180_000,
     )
     started = time.perf_counter()
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # not awaited: the command's promise resolves only when every cell has run
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     page.wait_for_timeout(2_000)
     samples = []  # (kernel status, a cell waiting, live steps shown, the status bar's text)
     training_shot = None

@@ -16,7 +16,6 @@ import open_clip
 import torch
 from safetensors.torch import save_file
 from torch import nn
-from tqdm.auto import tqdm
 
 from clviz.backbone import (
     TINY_NAME,
@@ -26,6 +25,7 @@ from clviz.backbone import (
     to_model_input,
 )
 from clviz.core.io import atomic_path, write_json
+from clviz.core.progress import progress_bar
 from clviz.world.corpus import make_corpus
 
 
@@ -84,7 +84,9 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> tuple[nn.Module, dic
     order = torch.randperm(len(tokens), generator=generator)
     cursor, losses = 0, []
     model.train()
-    bar = tqdm(range(cfg.steps), desc="pretraining tiny CLIP", disable=not progress, mininterval=2)
+    bar = progress_bar(
+        range(cfg.steps), desc="pretraining tiny CLIP", disable=not progress, mininterval=2
+    )
     for step in bar:
         if cursor + cfg.batch_size > len(order):
             order, cursor = torch.randperm(len(tokens), generator=generator), 0

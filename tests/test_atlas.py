@@ -189,3 +189,18 @@ def test_the_embedded_teaching_setting_gives_atlas_its_shares_and_the_mtil_profi
     assert make_config("embedded", "finetune").train.prompts == "ensemble"
     assert "stage2_share" not in make_config("mtil", "atlas").options
     assert make_config("mtil", "finetune").train.prompts == "first"
+
+
+def test_every_profile_trains_atlas_on_the_reference_optimiser():
+    """``Model/vilt_model.py``: AdamW (0.9, 0.98), eps 1e-4, weight decay 0.01, linear decay
+    after a 10 % warm-up, plain cross-entropy; the reference's rate on ``mtil``."""
+    from clviz.experiments.profiles import PROFILES, make_config
+
+    for profile in PROFILES:
+        train = make_config(profile, "atlas").train
+        assert (train.schedule, train.warmup_ratio) == ("linear", 0.1), profile
+        assert (train.betas, train.eps, train.weight_decay) == ((0.9, 0.98), 1e-4, 0.01)
+        assert train.label_smoothing == 0.0, profile
+    assert make_config("mtil", "atlas").options["lr"] == 5e-4
+    assert make_config("embedded", "atlas").options["lr"] == 5e-3
+    assert make_config("embedded", "finetune").train.schedule == "constant"  # ATLAS's alone

@@ -22,14 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
-from tqdm.auto import tqdm
 
 from clviz.core import distributed
 from clviz.core.device import autocast, device_name, out_of_memory_hint
 from clviz.core.evaluation import Evaluation, EveryTask
 from clviz.core.feed import feed
 from clviz.core.formats import Batch, PairTask, Task, TaskFormat, make_format
-from clviz.core.progress import following_run, step_taken, task_started
+from clviz.core.progress import (
+    current_position,
+    following_run,
+    progress_bar,
+    run_bar,
+    step_taken,
+    task_started,
+)
 from clviz.core.result import RunResult, StageStats, TaskStats
 from clviz.core.schedules import lr_factor, warmup_steps
 
@@ -140,11 +146,12 @@ def optimize(
         distributed.shard(torch.randint(n, (size,), generator=generator))
         for _ in range(stage.steps)
     ]
-    bar = tqdm(
+    bar = progress_bar(
         feed(task, "train", draws, method.device),
         total=stage.steps,
         desc=f"{method.name} · {task.name}" + (f" · {stage.name}" if stage.name != "train" else ""),
-        disable=not progress or not distributed.is_main(),
+        # inside a run, its own bar shows the steps (one line, also in a notebook)
+        disable=not progress or not distributed.is_main() or current_position() is not None,
         leave=False,
     )
     # A non-finite loss stops the run at once: every step on the CPU (reading a number there
@@ -249,13 +256,9 @@ def run_stream(
         for observer in observers:
             observer.on_stream_start(method, tasks)
 
-    bar = tqdm(
-        total=len(tasks),
-        initial=len(rows),
-        desc=f"{method.name}" + (f" on {stream}" if stream else ""),
-        disable=not progress or not distributed.is_main(),
-    )
-    with following_run():
+    label = f"{method.name}" + (f" on {stream}" if stream else "")
+    shown = progress and distributed.is_main()
+    with following_run(), run_bar(label, len(tasks), len(rows), shown):
         for index in range(len(rows), len(tasks)):
             started = time.perf_counter()
             task_started(index, len(tasks), tasks[index].name)
@@ -284,9 +287,6 @@ def run_stream(
                         "observers": {o.key: o.state_dict() for o in observers},
                     }
                 )
-            bar.update(1)
-            bar.set_postfix(task=tasks[index].name, acc=f"{row[min(index, len(row) - 1)]:.1f}")
-    bar.close()
 
     trainable, total = method.count_parameters()
     result = RunResult(

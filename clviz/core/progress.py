@@ -4,15 +4,27 @@ The loop announces each task it starts (:func:`task_started`) and each optimisat
 takes (:func:`step_taken`); with no listener both cost a context-variable read. A listener
 (:func:`listening`) receives :class:`Position` values: which task of how many, which stage,
 which step of how many. :mod:`clviz.experiments.workers` listens in every worker and sends the
-positions to the parent, which draws one live bar per running method.
+positions to the parent, which draws them on its bar; :func:`run_bar` listens in the process
+that trains.
+
+Every bar is a text bar (:func:`progress_bar`), in a terminal and in a notebook alike. A widget
+bar would make JupyterLab show the kernel *Idle* while a cell trains: JupyterLab (4.4 on) opens
+a kernel subshell for the first widget it sees, ipykernel (7 on) reports that request's own
+busy and idle, and JupyterLab takes the idle for the kernel's until the next cell starts
+(measured with ``benchmarks/notebooks_in_jupyterlab.py``).
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from typing import Any
+
+from tqdm.std import tqdm
 
 
 @dataclass(frozen=True)
@@ -42,18 +54,23 @@ class Position:
 
 
 Listener = Callable[[Position], None]
-_listener: ContextVar[Listener | None] = ContextVar("clviz_progress_listener", default=None)
+_listeners: ContextVar[tuple[Listener, ...]] = ContextVar("clviz_progress_listeners", default=())
 _position: ContextVar[Position | None] = ContextVar("clviz_progress_position", default=None)
 
 
 @contextmanager
 def listening(listener: Listener) -> Iterator[None]:
-    """Within the block, every announced position goes to ``listener``."""
-    token = _listener.set(listener)
+    """Within the block, every announced position also goes to ``listener``."""
+    token = _listeners.set((*_listeners.get(), listener))
     try:
         yield
     finally:
-        _listener.reset(token)
+        _listeners.reset(token)
+
+
+def current_position() -> Position | None:
+    """Where the run being followed is (None outside :func:`following_run`'s tasks)."""
+    return _position.get()
 
 
 @contextmanager
@@ -82,6 +99,47 @@ def step_taken(stage: str, step: int, steps: int) -> None:
 
 def _announce(position: Position) -> None:
     _position.set(position)
-    listener = _listener.get()
-    if listener is not None:
+    for listener in _listeners.get():
         listener(position)
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's ``get_ipython()`` has a kernel)."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return getattr(shell, "kernel", None) is not None
+
+
+def progress_bar(*args: Any, **kwargs: Any) -> tqdm:
+    """A text progress bar: on stdout in a notebook (stderr output is shaded as an error
+    there), on stderr elsewhere; never a widget (see the module's docstring)."""
+    kwargs.setdefault("file", sys.stdout if in_notebook() else sys.stderr)
+    return tqdm(*args, **kwargs)
+
+
+REFRESH_EVERY = 0.2  # seconds between two redraws of a run's bar (and always a stage's end)
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {elapsed}"
+
+
+@contextmanager
+def run_bar(label: str, tasks: int, done: int = 0, enabled: bool = True) -> Iterator[tqdm]:
+    """One bar for a run of ``tasks`` tasks (``done`` finished before), following the
+    positions announced inside the block: ``finetune  task 3/8 letters · step 20/40  31%``."""
+    bar = progress_bar(total=tasks, initial=done, bar_format=BAR_FORMAT, disable=not enabled)
+    bar.set_description_str(label)
+
+    last = 0.0
+
+    def follow(position: Position) -> None:
+        nonlocal last
+        bar.n = round(position.fraction, 3)
+        bar.set_description_str(f"{label}  {position.describe()}", refresh=False)
+        now = time.monotonic()
+        if now - last >= REFRESH_EVERY or position.step == position.steps:
+            last = now
+            bar.refresh()
+
+    try:
+        with listening(follow):
+            yield bar
+    finally:
+        bar.close()

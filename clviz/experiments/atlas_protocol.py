@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import dacite
-from tqdm.auto import tqdm
 
 from clviz.analysis.metrics import drop_since_learned
 from clviz.backbone import load_backbone
@@ -37,6 +36,7 @@ from clviz.core.evaluation import EveryTask, accuracy
 from clviz.core.formats import TaskFormat, make_format
 from clviz.core.integrity import IntegrityError, read_sealed_json, write_sealed_json
 from clviz.core.loop import learn_task, run_stream, task_seed
+from clviz.core.progress import progress_bar
 from clviz.core.result import ResultError, RunResult
 from clviz.core.store import RunStore
 from clviz.experiments.tables import MarkdownTable, markdown_table
@@ -258,7 +258,7 @@ def run_downstream(
     """Each downstream task learned low-shot: from the upstream model per ablation, and from
     the pretrained backbone with a fresh adapter (one bar over them when ``progress``)."""
     out = DownstreamResult(list(DOWNSTREAM), [])
-    bar = tqdm(
+    bar = progress_bar(
         total=len(LEARNERS) * len(DOWNSTREAM),
         desc=f"{config.order}: downstream",
         unit="task",

@@ -43,13 +43,13 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from clviz.core.config import RunConfig
 from clviz.core.device import resolve_device
 from clviz.core.integrity import force_requested, request_force
 from clviz.core.lifetime import die_with_parent, end_processes, sigterm_as_interrupt
-from clviz.core.progress import Listener, Position, listening
+from clviz.core.progress import BAR_FORMAT, Listener, Position, listening, progress_bar
 from clviz.methods import get_method
 
 
@@ -187,17 +187,17 @@ def _train_all(
         log = logs / name
         future = pool.submit(_train, config, None if root is None else str(root), str(log))
         pending[future] = (config.method, log)
-    with tqdm(total=len(pending), desc=f"{workers} workers", unit="run") as bar:
-        board = RunBars()
+    board = RunBars(len(pending), f"{workers} workers")
+    try:
         while pending:
             finished, _ = wait(pending, timeout=SEND_EVERY, return_when=FIRST_COMPLETED)
             board.show(_drain(positions))
             for future in finished:
                 method, log = pending.pop(future)
                 _raise_if_failed(future, method, log, pool)
-                board.finish(log.stem)
-                bar.update()
-                bar.write(f"  [{bar.n}/{bar.total}] {method} done (log: {log})")
+                board.finish(log.stem, f"{method} done (log: {log})")
+    finally:
+        board.close()
 
 
 def _drain(positions: Queue) -> list[tuple[str, Position]]:
@@ -211,36 +211,39 @@ def _drain(positions: Queue) -> list[tuple[str, Position]]:
 
 
 class RunBars:
-    """One live bar per run a worker trains: tasks done (with the current task's steps as a
-    fraction), and where it is (``task 3/8 letters · step 20/40``)."""
+    """One live line for the runs the workers train: runs done (each running run counting
+    its tasks done as a fraction) and where each running run is
+    (``lwf task 3/8 letters · step 20/40 | zscl task 1/8 …``). One line, so that it redraws in
+    place in a notebook as in a terminal (:func:`clviz.core.progress.progress_bar`)."""
 
-    FORMAT = "{desc} {percentage:3.0f}%|{bar}| {elapsed}"
-
-    def __init__(self) -> None:
-        self.bars: dict[str, tqdm] = {}
+    def __init__(self, runs: int, label: str) -> None:
+        self.label, self.done = label, 0
+        self.running: dict[str, Position] = {}
+        self.bar = progress_bar(total=runs, bar_format=BAR_FORMAT)
+        self._draw()
 
     def show(self, received: Sequence[tuple[str, Position]]) -> None:
-        latest = dict(received)  # the newest position of each run
-        for label, position in latest.items():
-            bar = self.bars.get(label)
-            text = self._text(label, position.describe())
-            if bar is None:  # drawn at once: with its text, never as an empty line
-                bar = self.bars[label] = tqdm(
-                    total=position.tasks, desc=text, bar_format=self.FORMAT
-                )
-            bar.n = round(position.fraction, 3)
-            bar.set_description_str(text)
+        """Draw the newest position of each run in ``received`` (nothing new: no redraw)."""
+        if received:
+            self.running.update(dict(received))
+            self._draw()
 
-    def finish(self, label: str) -> None:
-        bar = self.bars.pop(label, None)
-        if bar is not None:
-            bar.n = bar.total
-            bar.set_description_str(self._text(label, "done"))
-            bar.close()
+    def finish(self, label: str, message: str) -> None:
+        """Run ``label`` finished: one line above the bar, and one run more done."""
+        self.running.pop(label, None)
+        self.done += 1
+        self.bar.write(f"  [{self.done}/{self.bar.total}] {message}", file=self.bar.fp)
+        self._draw()
 
-    @staticmethod
-    def _text(label: str, where: str) -> str:
-        return f"{label:<20} {where:<38}"  # fixed widths: the bars do not jump
+    def close(self) -> None:
+        self.bar.close()
+
+    def _draw(self) -> None:
+        within = sum(p.fraction / p.tasks for p in self.running.values() if p.tasks)
+        self.bar.n = round(self.done + within, 3)
+        where = " | ".join(f"{label} {p.describe()}" for label, p in self.running.items())
+        runs = f"{self.label}, {self.done}/{self.bar.total} runs done"
+        self.bar.set_description_str(f"{runs}" + (f": {where}" if where else ""))
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

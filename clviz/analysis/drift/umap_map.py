@@ -25,6 +25,7 @@ import torch
 
 from clviz.analysis.drift.extract import FINAL
 from clviz.analysis.drift.store import DriftRecord
+from clviz.core.progress import in_notebook
 from clviz.core.store import memo
 
 
@@ -77,6 +78,11 @@ def umap_with_cached_kernels() -> ModuleType:
 
 
 def _fit(points: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np.ndarray:
+    """umap-learn's fit; its epoch bar is a widget in a notebook (``tqdm.auto``), which would
+    show the kernel Idle (:mod:`clviz.core.progress`): there a line says what runs instead."""
+    desc = f"UMAP of {len(points)} points, epochs"
+    if in_notebook():
+        print(f"{desc} …", flush=True)
     with torch_threads_kept():
         reducer = umap_with_cached_kernels().UMAP(
             n_neighbors=n_neighbors,
@@ -84,7 +90,7 @@ def _fit(points: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np
             metric="cosine",
             random_state=seed,
             n_jobs=1,
-            tqdm_kwds={"disable": False, "desc": f"UMAP of {len(points)} points, epochs"},
+            tqdm_kwds={"disable": in_notebook(), "desc": desc},
         )
         return reducer.fit_transform(points).astype(np.float32)
 

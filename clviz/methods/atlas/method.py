@@ -23,10 +23,12 @@ Budgets (our choice): stage 2 gets ``TrainConfig.steps`` (the budget every other
 learn a task) times ``stage2_share`` (1), stage 1 that budget times ``stage1_share`` (0.5),
 unless ``stage1_steps`` / ``stage2_steps`` fix them, so the first task takes 100 steps and
 every later one 150. The embedded world's teaching setting
-(:data:`clviz.experiments.profiles.TEACHING_OPTIONS`) gives ATLAS shares 1 and 2 at lr 1e-2:
-its sites start away from the backbone (each outputs ``(sum_j alpha_j) u``, see
-:mod:`clviz.methods.atlas.site`), and at a lesson's 40 steps a task it needed that much to
-score above zero-shot on every task right after learning it.
+(:data:`clviz.experiments.profiles.TEACHING_OPTIONS`) gives ATLAS shares 1 and 2 at lr 5e-3,
+with the reference's optimiser (warm-up and linear decay, AdamW betas (0.9, 0.98), eps 1e-4,
+weight decay 0.01, plain cross-entropy): its sites start away from the backbone (each outputs
+``(sum_j alpha_j) u``, see :mod:`clviz.methods.atlas.site`), and at a lesson's 40 steps a task
+it needed that much to score above zero-shot on every task right after learning it, on every
+seed.
 
 A classification task's head is its class prompts through the adapted text tower, no extra
 weights; a matching or entailment task adds a
@@ -198,8 +200,9 @@ class Atlas(Method):
         return sum(site.ortho_loss(state.query_set, keys) for site in self.sites.values())
 
     def loss(self, batch: Batch, state: AtlasState) -> torch.Tensor:
-        """Cross-entropy (with the suite's label smoothing) plus the weighted penalty; the
-        penalty covers the keys once the task has its own adapter (stage 2)."""
+        """Cross-entropy (with the run's label smoothing: 0 under every profile, the
+        reference's plain ``nn.CrossEntropyLoss()``) plus the weighted penalty; the penalty
+        covers the keys once the task has its own adapter (stage 2)."""
         penalty = self.ortho_loss(state, keys=state.stage == 2)
         return self.task_loss(batch, state.task) + self.options.ortho_weight * penalty
 
