@@ -52,3 +52,12 @@ def test_the_teachers_guide_times_every_notebook():
     for path in NOTEBOOKS:
         number = path.stem[:2]
         assert f"| {number} " in guide, f"docs/teaching.md has no timing row for {path.stem}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_notebook_draws_a_widget_progress_bar(path):
+    """A widget bar makes JupyterLab show the kernel Idle for the rest of its cell
+    (``clviz.core.progress``): notebooks draw progress with ``progress_bar``."""
+    source = code(nbformat.read(path, as_version=4))
+    for widget_bar in ("tqdm.auto", "tqdm.notebook", "tqdm import tqdm", "IntProgress"):
+        assert widget_bar not in source, f"{path.stem} uses {widget_bar}; use progress_bar"
