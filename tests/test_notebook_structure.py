@@ -61,3 +61,16 @@ def test_no_notebook_draws_a_widget_progress_bar(path):
     source = code(nbformat.read(path, as_version=4))
     for widget_bar in ("tqdm.auto", "tqdm.notebook", "tqdm import tqdm", "IntProgress"):
         assert widget_bar not in source, f"{path.stem} uses {widget_bar}; use progress_bar"
+
+
+TRAINS = ("compare(", "compare_seeds(", "run(", "run_protocol(", "walk_through(", "learn_task(")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_first_code_cell_trains_nothing(path):
+    """On a fresh kernel JupyterLab's debugger asks the kernel about itself on the control
+    channel, and the kernel's replies read as *Idle* for the rest of the first cell: a first
+    cell that trains for minutes would show an idle kernel (measured in the walkthrough)."""
+    nb = nbformat.read(path, as_version=4)
+    first = next(c.source for c in nb.cells if c.cell_type == "code")
+    assert not [t for t in TRAINS if t in first], f"{path.stem}'s first code cell trains"
