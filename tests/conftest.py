@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 
 import pytest
 import torch
@@ -17,6 +18,31 @@ from clviz.methods import build_method
 from clviz.world.tasks import make_task
 
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+
+
+def _signals_changed() -> list[str]:
+    """SIGINT/SIGTERM handled other than as Python starts (both are inherited by a child)."""
+    wrong = []
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        wrong.append(f"SIGINT handler {signal.getsignal(signal.SIGINT)}")
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        wrong.append(f"SIGTERM handler {signal.getsignal(signal.SIGTERM)}")
+    return wrong
+
+
+@pytest.fixture(autouse=True)
+def signals_left_as_found(request):
+    """No test may leave SIGINT or SIGTERM handled differently: a child process inherits an
+    ignored SIGINT. Before each test the handlers are put back as Python starts them (something
+    outside the tests, run in the same pytest process, can leave SIGINT ignored; the tests
+    that interrupt a child start it with ``helpers.as_from_a_terminal`` as well)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    changed = _signals_changed()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert not changed, f"{request.node.nodeid} left {'; '.join(changed)}"
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import as_from_a_terminal
 
 from clviz.cli import main
 from clviz.core.integrity import IntegrityError
@@ -91,6 +92,7 @@ def clviz(env: dict[str, str], point: str, k: int, *args: str) -> subprocess.Pop
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil  # installed with ipykernel (jupyterlab)
 import pytest
+from helpers import as_from_a_terminal
 
 REPO = Path(__file__).resolve().parents[1]
 LIFETIME = REPO / "clviz" / "core" / "lifetime.py"
@@ -68,6 +69,7 @@ def _start_main(tmp_path: Path) -> tuple[subprocess.Popen, list[psutil.Process],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=as_from_a_terminal,
         )
     deadline = time.monotonic() + STARTUP
     while len(started := list(logs.glob("*.started"))) < 2:

@@ -232,7 +232,7 @@ class RunBars:
         """Run ``label`` finished: one line above the bar, and one run more done."""
         self.running.pop(label, None)
         self.done += 1
-        self.bar.write(f"  [{self.done}/{self.bar.total}] {message}", file=self.bar.fp)
+        self.bar.write(f"  [{self.done}/{self.bar.total}] {message}")  # on stdout, above the bar
         self._draw()
 
     def close(self) -> None:
