@@ -103,6 +103,21 @@ def _announce(position: Position) -> None:
         listener(position)
 
 
+def throttled(listener: Listener, every: float) -> Listener:
+    """``listener``, called at most every ``every`` seconds, and always at a stage's last step
+    (so that the end of every stage is seen)."""
+    last = float("-inf")
+
+    def call(position: Position) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every or position.step == position.steps:
+            last = now
+            listener(position)
+
+    return call
+
+
 def in_notebook() -> bool:
     """Whether this process is a Jupyter kernel (IPython's ``get_ipython()`` has a kernel)."""
     shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
@@ -127,16 +142,12 @@ def run_bar(label: str, tasks: int, done: int = 0, enabled: bool = True) -> Iter
     bar = progress_bar(total=tasks, initial=done, bar_format=BAR_FORMAT, disable=not enabled)
     bar.set_description_str(label)
 
-    last = 0.0
+    redraw = throttled(lambda _: bar.refresh(), REFRESH_EVERY)
 
-    def follow(position: Position) -> None:
-        nonlocal last
+    def follow(position: Position) -> None:  # always current, redrawn at most so often
         bar.n = round(position.fraction, 3)
         bar.set_description_str(f"{label}  {position.describe()}", refresh=False)
-        now = time.monotonic()
-        if now - last >= REFRESH_EVERY or position.step == position.steps:
-            last = now
-            bar.refresh()
+        redraw(position)
 
     try:
         with listening(follow):

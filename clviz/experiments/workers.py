@@ -49,7 +49,14 @@ from clviz.core.config import RunConfig
 from clviz.core.device import resolve_device
 from clviz.core.integrity import force_requested, request_force
 from clviz.core.lifetime import die_with_parent, end_processes, sigterm_as_interrupt
-from clviz.core.progress import BAR_FORMAT, Listener, Position, listening, progress_bar
+from clviz.core.progress import (
+    BAR_FORMAT,
+    Listener,
+    Position,
+    listening,
+    progress_bar,
+    throttled,
+)
 from clviz.methods import get_method
 
 
@@ -104,17 +111,12 @@ def _train(config: RunConfig, root: str | None, log: str) -> str:
 def _sender(label: str) -> Listener:
     """A progress listener that puts ``(label, position)`` on the parent's queue, at most
     every :data:`SEND_EVERY` seconds (and at the end of every stage)."""
-    last = 0.0
 
     def send(position: Position) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if _positions is None or (now - last < SEND_EVERY and position.step != position.steps):
-            return
-        last = now
-        _positions.put((label, position))
+        if _positions is not None:
+            _positions.put((label, position))
 
-    return send
+    return throttled(send, SEND_EVERY)
 
 
 def _init_worker(parent: int, force: bool = False, positions: Queue | None = None) -> None:

@@ -80,8 +80,8 @@ def umap_with_cached_kernels() -> ModuleType:
 def _fit(points: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np.ndarray:
     """umap-learn's fit; its epoch bar is a widget in a notebook (``tqdm.auto``), which would
     show the kernel Idle (:mod:`clviz.core.progress`): there a line says what runs instead."""
-    desc = f"UMAP of {len(points)} points, epochs"
-    if in_notebook():
+    desc, notebook = f"UMAP of {len(points)} points, epochs", in_notebook()
+    if notebook:
         print(f"{desc} …", flush=True)
     with torch_threads_kept():
         reducer = umap_with_cached_kernels().UMAP(
@@ -90,7 +90,7 @@ def _fit(points: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np
             metric="cosine",
             random_state=seed,
             n_jobs=1,
-            tqdm_kwds={"disable": in_notebook(), "desc": desc},
+            tqdm_kwds={"disable": notebook, "desc": desc},
         )
         return reducer.fit_transform(points).astype(np.float32)
 
