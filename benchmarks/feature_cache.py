@@ -3,7 +3,7 @@
     python benchmarks/feature_cache.py [--stream default] [--steps 5]
 
 1. MoE-Adapters with DDAS: the selector reads frozen backbone features of every test image;
-   without the cache they are recomputed for every row of the matrix, with it once per batch.
+   without the cache they are recomputed for every row of the matrix, with it once per image.
    Trains briefly on every task (evaluation cost does not depend on training), then times T
    evaluations of all T tasks (a full matrix) with the cache off and on, and checks that the
    two matrices are identical.

@@ -36,9 +36,10 @@ from clviz.backbone import image_normalization, random_init_quietly, register_co
 from clviz.core import EveryTask, Observer, TrainConfig, learn_task, make_format
 from clviz.core.device import autocast, configure, device_name, resolve_device
 from clviz.core.feed import feed
+from clviz.core.loop import draws_for
 from clviz.data.fake import make_fake_mtil, write_narrow_vit
 from clviz.data.mtil import MTIL_ORDER_I, get_mtil_stream
-from clviz.experiments.main_job import main_job
+from clviz.main_job import main_job
 from clviz.methods import build_method, list_methods
 from clviz.world.tasks import get_stream
 
@@ -122,7 +123,7 @@ def moe_ratio(args, device, model, tokenizer, tasks) -> None:
     (batch,) = feed(task, "train", [slice(0, args.batch_size)], device)
     train = TrainConfig(steps=1, batch_size=args.batch_size)
     moe = build_method("moe-adapters-taskid", copy.deepcopy(model), tokenizer, train)
-    state = moe.begin_task(task, 0)
+    state = moe.begin_task(task, 0, draws_for(0))
     (stage,) = moe.stages(state)
     optimizer = torch.optim.AdamW(stage.params, lr=stage.lr)
 
@@ -134,7 +135,7 @@ def moe_ratio(args, device, model, tokenizer, tasks) -> None:
         optimizer.step()
 
     full = build_method("finetune", copy.deepcopy(model), tokenizer, train)
-    full_state = full.begin_task(task, 0)
+    full_state = full.begin_task(task, 0, draws_for(0))
 
     def backbone_pass() -> None:
         with autocast(device):

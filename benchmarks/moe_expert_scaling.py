@@ -15,7 +15,7 @@ import torch
 
 from clviz.backbone import load_backbone
 from clviz.core import TrainConfig, make_format
-from clviz.core.loop import optimize
+from clviz.core.loop import draws_for, optimize
 from clviz.methods import build_method
 from clviz.world import make_task
 
@@ -24,7 +24,7 @@ def step_time(experts: int, batch: int, steps: int) -> float:
     model, _, tokenizer = load_backbone()
     train = TrainConfig(steps=3, batch_size=batch)
     method = build_method("moe-adapters-taskid", model, tokenizer, train, {"experts": experts})
-    state = method.begin_task(make_format(make_task("shapes"), tokenizer), 0)
+    state = method.begin_task(make_format(make_task("shapes"), tokenizer), 0, draws_for(0))
     (stage,) = method.stages(state)
     optimize(method, state, stage, torch.Generator().manual_seed(0), progress=False)  # warm-up
     stage.steps = steps

@@ -29,6 +29,7 @@ from torch import nn
 from clviz.backbone import load_backbone
 from clviz.core import TrainConfig, learn_task, make_format
 from clviz.core.feed import feed
+from clviz.core.loop import draws_for
 from clviz.methods import build_method, list_methods
 from clviz.methods.sites import Site
 from clviz.world import make_task
@@ -102,7 +103,7 @@ def profile_training(name: str, model, tokenizer, first, second, args) -> dict[s
     method = build_method(name, copy.deepcopy(model), tokenizer, TrainConfig(steps=3))
     learn_task(method, first, 0, seed=0, progress=False)
     task = second.for_training(method.train_config.prompts)
-    state = method.begin_task(task, 1)
+    state = method.begin_task(task, 1, draws_for(0))
     stage = next((s for s in method.stages(state) if s.params), None)
     if stage is None:  # training-free (zero-shot): evaluation only
         return {"evaluation": evaluation_ms(method, second)}
@@ -156,7 +157,7 @@ def backbone_pass_ms(model, tokenizer, task, args) -> float:
     """Forward and backward of the untouched backbone, every weight trainable, no optimiser."""
     method = build_method("finetune", copy.deepcopy(model), tokenizer, TrainConfig())
     task = task.for_training(method.train_config.prompts)
-    state = method.begin_task(task, 1)
+    state = method.begin_task(task, 1, draws_for(0))
     generator = torch.Generator().manual_seed(0)
     method.model.train()
     seconds = 0.0

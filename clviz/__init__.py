@@ -18,11 +18,13 @@ from clviz.core import (
     RunConfig,
     RunResult,
     TrainConfig,
+    draws_for,
     learn_task,
     make_format,
     run_stream,
 )
 from clviz.core.clip import zeroshot_accuracy
+from clviz.errors import ClvizError
 from clviz.hooks import Trace, clip_block_names, hookable_modules
 from clviz.methods import build_method, get_method, list_methods
 from clviz.world import get_stream, list_streams, list_tasks
@@ -31,12 +33,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackboneError",
+    "ClvizError",
     "RunConfig",
     "RunResult",
     "Trace",
     "TrainConfig",
     "build_method",
     "clip_block_names",
+    "draws_for",
     "get_method",
     "get_stream",
     "hookable_modules",

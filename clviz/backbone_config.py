@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from clviz.errors import ClvizError
+
 MAX_PARAMETERS = 20_000_000_000  # refused above this: no CLIP clviz teaches with comes close
 VISION_POOL_TYPES = ("tok", "avg", "none")
 TEXT_POOL_TYPES = ("first", "last", "argmax", "eos", "none")
@@ -38,7 +40,7 @@ BOOLEAN_KEYS = frozenset(
 )
 
 
-class BackboneError(RuntimeError):
+class BackboneError(ClvizError, RuntimeError):
     """A backbone or its weights could not be loaded; the message says how to fix it."""
 
 

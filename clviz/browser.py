@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from clviz.errors import MissingFileError
+
 COLLECTOR = """<script>
 window.__errors = [];
 window.addEventListener('error', e => window.__errors.push(String(e.message)));
@@ -66,7 +68,7 @@ def check_html(
     """Render ``path`` in headless Chromium; optionally save a full-width screenshot."""
     exe = find_chromium()
     if exe is None:
-        raise FileNotFoundError("no Chromium found on PATH; on Debian: apt-get install chromium")
+        raise MissingFileError("no Chromium found on PATH; on Debian: apt-get install chromium")
     text = Path(path).read_text(encoding="utf-8")
     page = text.replace("<head>", "<head>" + COLLECTOR, 1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,36 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 
-import torch
-
-from clviz.backbone import BackboneError
-from clviz.core.device import DeviceError
 from clviz.core.integrity import forcing
-from clviz.core.lock import FolderBusyError, check_folder_setting
-from clviz.core.loop import DivergenceError
-from clviz.core.result import ResultError
-from clviz.core.store import RunDirError
+from clviz.core.lock import check_folder_setting
 from clviz.core.validation import MAX_SEED
+from clviz.errors import REPORT_BUGS, ClvizError, InputError
 from clviz.experiments.compare import MODES
-from clviz.experiments.workers import WorkerError, WorkersInterrupted
+from clviz.experiments.workers import WorkersInterrupted
 
-# Errors that come from what the user asked for (or what the disk holds): printed as one
-# line, never a traceback. ValueError covers damaged files (IntegrityError), bad options
-# (OptionError) and bad matrices (MatrixError); OSError a disk that is full or read-only.
-USER_ERRORS = (
-    ValueError,
-    KeyError,
-    OSError,
-    BackboneError,
-    DeviceError,
-    RunDirError,
-    ResultError,
-    FolderBusyError,
-    WorkerError,
-    DivergenceError,  # names the method, task, step and the rate to lower
-    torch.OutOfMemoryError,  # its message names the batch size and --batch-size
-)
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
 
 
@@ -152,17 +131,19 @@ def _profile_config(args: argparse.Namespace, real_data: bool | None = None, bui
     """The RunConfig of ``--profile`` for ``--method``, with the command line's overrides,
     checked (``real_data``: whether ``--data-root`` is read; by default, for a real stream).
     ``build`` makes the config (default: the profile's, :func:`make_config`)."""
+    from clviz.core.rates import run_rate_ignored
     from clviz.data.streams import check_stream
     from clviz.experiments.profiles import make_config
     from clviz.experiments.runs import check_config
+    from clviz.methods import get_method
 
     build = build or make_config
     try:
         options = json.loads(args.options) if args.options else {}
     except ValueError as err:
-        raise ValueError(f"--options is not valid JSON ({err}): {args.options!r}") from None
+        raise InputError(f"--options is not valid JSON ({err}): {args.options!r}") from None
     if not isinstance(options, dict):
-        raise ValueError(f"--options must be a JSON object, got {args.options!r}")
+        raise InputError(f"--options must be a JSON object, got {args.options!r}")
     config = build(
         args.profile,
         args.method,
@@ -178,8 +159,13 @@ def _profile_config(args: argparse.Namespace, real_data: bool | None = None, bui
         config.backbone = args.backbone
     if args.batch_size is not None:
         config.train.batch_size = args.batch_size
+    if getattr(args, "no_task_lr", False):
+        config.train.task_lr = None
     if getattr(args, "lr", None) is not None:
         config.train.lr = args.lr
+        ignored = run_rate_ignored(config.method, get_method(config.method).Options, config.train)
+        if ignored:
+            raise InputError(ignored)
     config.device = args.device
     if args.fast:
         config.train.steps = min(config.train.steps, 10)
@@ -189,9 +175,9 @@ def _profile_config(args: argparse.Namespace, real_data: bool | None = None, bui
 
 def _class_incremental(args: argparse.Namespace) -> int:
     from clviz.experiments.class_incremental import (
-        REFERENCE_METHODS,
         REFERENCE_TEMPLATE,
         Recipe,
+        recipe_methods,
         reference_config,
         run_class_incremental,
     )
@@ -201,13 +187,14 @@ def _class_incremental(args: argparse.Namespace) -> int:
         args.stream = "default"  # the embedded class pool; real data is --dataset cifar100
     real = args.dataset != "world"
     if args.recipe == "reference":
-        if args.method not in REFERENCE_METHODS:
-            raise ValueError(
+        get_method(args.method)
+        if args.method not in recipe_methods():
+            raise InputError(
                 f"the reference recipe has no {args.method!r}; valid: "
-                f"{', '.join(REFERENCE_METHODS)} (any method runs with --recipe embedded)"
+                f"{', '.join(recipe_methods())} (any method runs with --recipe embedded)"
             )
         if args.steps is not None:
-            raise ValueError(
+            raise InputError(
                 "--train-steps is for --recipe embedded; the reference recipe trains --epochs "
                 "epochs of each step"
             )
@@ -254,7 +241,7 @@ def _params(args: argparse.Namespace) -> int:
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from clviz.analysis.metrics import load_matrix, summarize
+    from clviz.core.metrics import load_matrix, summarize
 
     summary = summarize(load_matrix(args.file)).as_dict()
     if args.json:  # strict JSON: a NaN would be refused here, not printed
@@ -293,7 +280,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _main_job(args: argparse.Namespace) -> int:
-    from clviz.experiments.main_job import main_job
+    from clviz.main_job import main_job
 
     stream, steps = ("smoke", 10) if args.fast else (args.stream, args.steps)
     check_folder_setting(args.out, "--out")
@@ -399,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--lr", type=_positive_number, default=None, help="training rate (default: profile's)"
         )
+        p.add_argument(
+            "--no-task-lr",
+            action="store_true",
+            help="one rate for every task: drop the profile's per-task rates (task_lr)",
+        )
         p.add_argument("--device", default=None, help=DEVICE_HELP)
         p.add_argument(
             "--batch-size",
@@ -455,9 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with forcing(getattr(args, "force", False)):
             return args.func(args)
-    except USER_ERRORS as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"clviz {args.command}: error: {message}", file=sys.stderr)
+    except ClvizError as err:  # what was asked for, or what the disk holds: one line
+        print(f"clviz {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the machine's: a full disk, a folder that cannot be read
+        print(f"clviz {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         from clviz.core.store import resume_hint
@@ -465,6 +459,14 @@ def main(argv: list[str] | None = None) -> int:
         hint = str(err) if isinstance(err, WorkersInterrupted) else resume_hint()
         print(f"\nclviz {args.command}: interrupted; {hint}", file=sys.stderr)
         return INTERRUPTED
+    except Exception:  # anything else is a bug in clviz: keep its traceback
+        traceback.print_exc()
+        print(
+            f"\nclviz {args.command}: this is a bug in clviz, not in what you asked for. Please "
+            f"report it at {REPORT_BUGS} with the command you ran and the traceback above.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

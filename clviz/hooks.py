@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from clviz.errors import InputError, UnknownNameError
+
 LayerSpec = str | Iterable[str] | Callable[[str, nn.Module], bool]
 EditFn = Callable[[str, Any], Any]
 
@@ -57,7 +59,7 @@ def resolve_layers(model: nn.Module, layers: LayerSpec) -> list[str]:
         if name not in modules:
             stem = name.rsplit(".", 1)[0]
             close = [n for n in modules if n.startswith(stem)][:8] or hookable_modules(model)[:8]
-            raise KeyError(
+            raise UnknownNameError(
                 f"no module named {name!r} in {type(model).__name__}; "
                 f"some valid names: {', '.join(close)} (see clviz.hooks.hookable_modules)"
             )
@@ -100,7 +102,7 @@ class Trace:
         self.model = model
         self.layers = resolve_layers(model, layers)
         if not self.layers:
-            raise ValueError(
+            raise InputError(
                 "the layer filter selected no module; see clviz.hooks.hookable_modules"
             )
         self.retain_input, self.detach, self.clone = retain_input, detach, clone
@@ -141,7 +143,9 @@ class Trace:
 
     def __getitem__(self, name: str) -> Any:
         if name not in self.outputs:
-            raise KeyError(f"{name!r} was not captured; traced layers: {', '.join(self.layers)}")
+            raise UnknownNameError(
+                f"{name!r} was not captured; traced layers: {', '.join(self.layers)}"
+            )
         return self.outputs[name]
 
     def __contains__(self, name: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 from jupyter_core.utils import ensure_async
 
+from clviz.errors import InputError, MissingFileError
 from clviz.experiments.compare import FAST_ENV, MODE_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +21,7 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
     """The notebooks called ``names`` (stems, e.g. '00_quickstart'), or all of them in order."""
     available = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
     if not available:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no notebooks found in {NOTEBOOK_DIR}; run this from a clone of the clviz repository"
         )
     if not names:
@@ -28,7 +29,7 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
     by_stem = {p.stem: p for p in available}
     missing = [n for n in names if n not in by_stem]
     if missing:
-        raise ValueError(f"unknown notebook(s) {', '.join(missing)}; valid: {', '.join(by_stem)}")
+        raise InputError(f"unknown notebook(s) {', '.join(missing)}; valid: {', '.join(by_stem)}")
     return [by_stem[n] for n in names]
 
 

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from clviz.analysis.drift.umap_map import DriftMap
 from clviz.core.result import RunResult
+from clviz.errors import UnknownNameError
 from clviz.figures.drift import umap_frame
 from clviz.figures.forgetting import accuracy_row
 from clviz.figures.moe import expert_selection_heatmaps
@@ -37,7 +38,7 @@ def panels(
     numbers tasks from 1, as the slider does): the UMAP at checkpoint ``index + 1``, the
     accuracy row and, for MoE methods, the routing so far."""
     if method not in results_by_method:
-        raise KeyError(f"no results for {method!r}; have {', '.join(results_by_method)}")
+        raise UnknownNameError(f"no results for {method!r}; have {', '.join(results_by_method)}")
     results = results_by_method[method]
     return {
         "umap": umap_frame(dmap, method, index + 1) if method in dmap.image else None,

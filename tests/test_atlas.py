@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from helpers import predict
 
 from clviz.core import learn_task
-from clviz.core.loop import optimize
+from clviz.core.loop import draws_for, optimize
 from clviz.methods.atlas import AtlasSite, attention_pool, ortho_penalty
 from clviz.methods.sites import use_task
 from clviz.world import make_pair_task, make_task
@@ -104,7 +104,7 @@ def test_stages_freeze_the_right_parameters_and_stage1_weights_do_not_move(make_
 
     # the second task, stage by stage, as clviz.core.loop.learn_task runs it
     task = fmt(small_pair("matching"))
-    state = method.begin_task(task, 1)
+    state = method.begin_task(task, 1, draws_for(0))
     generator = torch.Generator().manual_seed(1)
     queries = site.exp_queries[state.query_set]
     for stage in method.stages(state):

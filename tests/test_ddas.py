@@ -40,7 +40,7 @@ def trained(tiny):
 def test_selector_recognises_learned_tasks(trained):
     method, tasks = trained
     for index, task in enumerate(tasks):
-        chosen = method.ddas.select(method.generic_features(task.images("test")))
+        chosen = method.ddas.select(method.generic_features.compute(task.images("test")))
         right = ((chosen.task == index) & ~chosen.ood).float().mean().item()
         assert right >= 0.7, f"{task.name}: only {right:.0%} routed to its own router"
 
@@ -48,7 +48,7 @@ def test_selector_recognises_learned_tasks(trained):
 def test_unlearned_domain_goes_to_the_backbone(trained, tiny, fmt):
     method, _ = trained
     colors = fmt(make_task("colors", train_per_class=2, test_per_class=8))
-    ood = method.ddas.select(method.generic_features(colors.images("test"))).ood
+    ood = method.ddas.select(method.generic_features.compute(colors.images("test"))).ood
     assert ood.float().mean() >= 0.8
     backbone = ZeroShot(tiny[0], tiny[2])
     routed_elsewhere = 100 * (1 - ood.float().mean())
@@ -65,7 +65,7 @@ def test_threshold_is_the_heldout_quantile(trained):
 
 def test_per_batch_mode_makes_one_decision(trained):
     method, tasks = trained
-    feats = method.generic_features(tasks[1].images("test")[:10])
+    feats = method.generic_features.compute(tasks[1].images("test")[:10])
     chosen = method.ddas.select(feats, per_batch=True)
     assert len(set(chosen.task.tolist())) == 1 and len(set(chosen.ood.tolist())) == 1
     assert chosen.task[0] == 1
@@ -91,8 +91,8 @@ def test_generic_autoencoder_learns_the_pretraining_corpus(trained):
     """It is fitted once, before the first task's, on generic images, and wins on them."""
     method, _ = trained
     assert method.ddas.generic is not None and len(method.ddas) == 2
-    corpus = method.generic_images()[:64]
-    chosen = method.ddas.select(method.generic_features(corpus))
+    corpus = method.reference.images[:64]
+    chosen = method.ddas.select(method.generic_features.compute(corpus))
     assert chosen.generic.float().mean() >= 0.5  # most generic images are sent by it
 
 

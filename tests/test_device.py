@@ -18,12 +18,12 @@ from clviz.core.device import DeviceError, available_devices, resolve_device
 from clviz.core.feed import feed
 from clviz.core.formats import make_format
 from clviz.core.loop import run_stream
+from clviz.core.method import Method
 from clviz.data.fake import make_fake_mtil
-from clviz.data.lazy import ImageReadError
 from clviz.data.mtil import make_mtil_task
+from clviz.errors import ImageReadError
 from clviz.experiments.runs import run, run_store
 from clviz.methods import METHODS, build_method
-from clviz.methods.base import Method
 from clviz.world import make_task
 
 

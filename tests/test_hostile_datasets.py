@@ -26,7 +26,6 @@ from clviz.data.fake import make_fake_mtil
 from clviz.data.lazy import (
     PIXELS_VAR,
     FileReader,
-    ImageReadError,
     LazyImages,
     clip_preprocess,
     to_rgb,
@@ -39,6 +38,7 @@ from clviz.data.mtil import (
     stream_fingerprint,
 )
 from clviz.data.scan import scan_dataset
+from clviz.errors import ImageReadError
 
 SIZE = 16
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from clviz.core import Observer, RunStore, learn_task, run_stream
+from clviz.core.loop import ObserverError
 from clviz.core.config import RunConfig, TrainConfig
 from clviz.core.store import RunDirError
 from clviz.experiments.runs import run, run_store
@@ -99,6 +100,45 @@ def test_resume_after_interruption_gives_the_same_matrix(finetune_run, tmp_path)
     assert log.calls == ["start 2", "trained 2", "end 2", "done"], "only the third task again"
     assert resumed.matrix == uninterrupted.matrix
     assert resumed.zero_shot == uninterrupted.zero_shot
+
+
+class Counter(Observer):
+    """An observer that keeps state across an interruption: the tasks it saw end."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def on_task_end(self, method, index, row):
+        self.seen += 1
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+
+def test_observer_state_is_kept_by_name_and_a_late_one_is_refused(tmp_path):
+    """A stateful observer resumes from its own entry; one added at the resume missed the
+    first tasks and is refused by name; one left out is simply not read."""
+    counter = Counter()
+    with pytest.raises(KeyboardInterrupt):
+        run(config(), tmp_path, progress=False, observers=[counter, crash_at(1)])
+    with pytest.raises(ObserverError, match=r"observer 'Late' did not watch the first 1 task"):
+        run(
+            config(),
+            tmp_path,
+            progress=False,
+            observers=[Counter(), type("Late", (Counter,), {})()],
+        )
+    resumed = Counter()
+    run(config(), tmp_path, progress=False, observers=[resumed])  # crash_at left out
+    assert resumed.seen == 3  # task 1 from the checkpoint, then tasks 2 and 3
+
+
+def test_two_observers_under_one_name_are_refused(tmp_path):
+    with pytest.raises(ObserverError, match="two observers share a name"):
+        run(config(), tmp_path, progress=False, observers=[Counter(), Counter()])
 
 
 def test_finished_results_are_reused(finetune_run):

@@ -10,6 +10,7 @@ from helpers import predict
 
 from clviz.core import Observer, learn_task, make_format, run_stream
 from clviz.core.clip import embed_images, encode_texts
+from clviz.core.loop import draws_for
 from clviz.methods import METHODS, build_method, get_method, make_options
 
 
@@ -60,9 +61,10 @@ def test_lwf_distils_the_previous_model_both_ways_from_the_first_task(make_metho
     image over the reference batch, with the teacher's single-template class texts."""
     method = make_method("lwf")
     task = fmt(small_task)
-    state = method.begin_task(task.for_training("first"), 0)  # task 1: the pretrained teacher
+    # task 1: the pretrained teacher
+    state = method.begin_task(task.for_training("first"), 0, draws_for(0))
     batch = task.batch("train", torch.arange(8))
-    draws = torch.Generator().manual_seed(int(state.reference_draws.initial_seed()))
+    draws = torch.Generator().manual_seed(int(state.draws.initial_seed()))
     total = method.loss(batch, state)
     plain = method.task_loss(batch, state.task)
     index = torch.randint(task.size("train"), (8,), generator=draws)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from clviz.analysis.metrics import (
+from clviz.core.metrics import (
     MatrixError,
     load_matrix,
     per_task_forgetting,

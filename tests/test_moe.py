@@ -13,6 +13,7 @@ from clviz.core.clip import class_embeddings, image_features
 from clviz.core.config import RunConfig, TrainConfig
 from clviz.core.evaluation import EveryTask
 from clviz.core.formats import Batch, make_format
+from clviz.core.loop import draws_for
 from clviz.experiments.runs import load_trained, run
 from clviz.methods.moe import ExpertPool, NoisyTopKRouter
 from clviz.methods.moe.choices import router_choices
@@ -191,7 +192,7 @@ def test_balance_loss_is_off_by_default_and_switchable(moe_method, fmt):
     batch = task.batch("train", torch.arange(8))
     losses = []
     for method in (off, on):
-        state = method.begin_task(task, 0)
+        state = method.begin_task(task, 0, draws_for(0))
         torch.manual_seed(0)
         with method.context(task):
             losses.append(method.loss(batch, state))

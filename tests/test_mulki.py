@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from clviz.core import Observer, learn_task
 from clviz.core.clip import image_features
 from clviz.core.config import RunConfig, TrainConfig
+from clviz.core.loop import draws_for
 from clviz.experiments.runs import run
 from clviz.methods.mulki import (
     class_means,
@@ -31,7 +32,7 @@ def make(make_method):
 
 def batch_loss(method, task, index=1):
     """The training loss on a fixed batch, on a method at the start of task ``index``."""
-    state = method.begin_task(task, index)
+    state = method.begin_task(task, index, draws_for(0))
     torch.manual_seed(0)
     return method.loss(task.batch("train", torch.arange(16)), state), state
 
@@ -104,7 +105,8 @@ def test_weight_average_counts_the_start_as_the_first_sample_and_interpolation_i
 def test_prototypes_start_at_the_initial_models_class_means(make, tiny, small_task, fmt):
     method, task = make(), fmt(small_task)
     learn_task(method, task, 0, progress=False)  # the student moves away from the initial model
-    state = method.begin_task(task, 1)  # ... but prototypes still come from the initial one
+    # ... but prototypes still come from the initial one
+    state = method.begin_task(task, 1, draws_for(0))
     expected = class_means(
         image_features(tiny[0], small_task.train_images), small_task.train_labels, 8
     )

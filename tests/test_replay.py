@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from clviz.core import learn_task
+from clviz.core.loop import draws_for
 from clviz.world import make_task
 
 
@@ -16,7 +17,7 @@ def test_replay_keeps_k_per_class_and_rehearses_them(make_method, fmt):
     counts = torch.bincount(memory.labels, minlength=tasks[0].num_classes)
     assert memory.name == "shapes" and set(counts.tolist()) == {3}
     assert memory.tokens.shape[0] == tasks[0].num_classes  # one training prompt per class
-    state = method.begin_task(tasks[1].for_training("first"), 1)
+    state = method.begin_task(tasks[1].for_training("first"), 1, draws_for(0))
     batch = tasks[1].batch("train", torch.arange(8))
     torch.manual_seed(0)
     with_memory = method.loss(batch, state)

@@ -9,8 +9,8 @@ import pytest
 from clviz.analysis.drift import curves_of
 from clviz.browser import check_html
 from clviz.core.result import RunResult, StageStats, TaskStats
-from clviz.experiments.main_job import main_job
 from clviz.experiments.profiles import make_config
+from clviz.main_job import main_job
 from clviz.report import (
     Difference,
     build_report,

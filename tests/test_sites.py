@@ -52,3 +52,19 @@ def test_inactive_sites_leave_the_backbone_untouched_and_use_task_sets_them_all(
     image_sites = [s for n, s in sites.items() if site_tower(n) == "image"]
     assert all(s.seen == [None, 3] for s in image_sites)
     assert all(s.task is None and s.bypass is None for s in sites.values())  # reset on exit
+
+
+def test_nested_use_task_restores_the_outer_task_on_exit():
+    sites = [Scale(), Scale()]
+    outer_bypass, inner = torch.tensor([True, False]), torch.tensor([1, 0])
+    with use_task(sites, 2, outer_bypass):
+        with use_task(sites, inner):
+            assert all(s.task is inner and s.bypass is None for s in sites)
+            with use_task(sites, None):
+                assert all(s.task is None for s in sites)
+            assert all(s.task is inner for s in sites)  # the middle one, back
+        assert all(s.task == 2 and s.bypass is outer_bypass for s in sites)  # the outer one
+        with pytest.raises(RuntimeError), use_task(sites, 5):
+            raise RuntimeError("a failure inside restores the outer task as well")
+        assert all(s.task == 2 and s.bypass is outer_bypass for s in sites)
+    assert all(s.task is None and s.bypass is None for s in sites)  # as before the outermost

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from clviz.core.loop import draws_for
 from clviz.core.result import RunResult
 from clviz.teach.takeaways import atlas_transfer_takeaway
 
@@ -58,7 +59,7 @@ def test_the_mechanism_it_names_is_the_codes(make_method, fmt, small_task):
     """An unseen task goes through the adapters with the newest query set: no site hands it
     to the untouched backbone (task None), and nothing bypasses them."""
     atlas = make_method("atlas")
-    atlas.begin_task(fmt(small_task), 0)
+    atlas.begin_task(fmt(small_task), 0, draws_for(0))
     with atlas.context(SimpleNamespace(name="not learned yet")):
         assert all(site.task == 0 for site in atlas.sites.values())
         assert all(site.bypass is None for site in atlas.sites.values())

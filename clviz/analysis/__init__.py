@@ -1,3 +1,3 @@
-"""Analysis of finished runs: continual-learning metrics (:mod:`~clviz.analysis.metrics`),
-per-layer features (:mod:`~clviz.analysis.features`) and representation drift
-(:mod:`~clviz.analysis.drift`)."""
+"""Analysis of what a run learned beyond its accuracy matrix: per-layer features
+(:mod:`~clviz.analysis.features`) and representation drift (:mod:`~clviz.analysis.drift`).
+The continual-learning metrics of a matrix live in :mod:`clviz.core.metrics`."""

@@ -14,7 +14,7 @@
 from clviz.core.config import RunConfig, TrainConfig
 from clviz.core.evaluation import EveryTask, SeenClasses, accuracy
 from clviz.core.formats import Batch, TaskFormat, make_format
-from clviz.core.loop import Observer, learn_task, run_stream, task_seed
+from clviz.core.loop import Observer, draws_for, learn_task, run_stream, task_seed
 from clviz.core.result import MethodRecord, RunResult, TaskStats
 from clviz.core.store import RunDirError, RunStore, results_root
 from clviz.core.task import PairTask, Task
@@ -35,6 +35,7 @@ __all__ = [
     "TaskStats",
     "TrainConfig",
     "accuracy",
+    "draws_for",
     "learn_task",
     "make_format",
     "results_root",

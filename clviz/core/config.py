@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from clviz.core.schedules import SCHEDULES
+from clviz.errors import InputError
 
 TRAINING_PROMPTS = ("first", "ensemble")
 
@@ -46,11 +47,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.prompts not in TRAINING_PROMPTS:
-            raise ValueError(
+            raise InputError(
                 f"unknown training prompts {self.prompts!r}; valid: {', '.join(TRAINING_PROMPTS)}"
             )
         if self.schedule not in SCHEDULES:
-            raise ValueError(
+            raise InputError(
                 f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}"
             )
         self.betas = tuple(self.betas)  # lists when read back from JSON
@@ -62,7 +63,7 @@ class TrainConfig:
         if self.task_steps is None:
             return self.steps
         if not 0 <= index < len(self.task_steps):
-            raise ValueError(
+            raise InputError(
                 f"task_steps gives {len(self.task_steps)} tasks their steps; task {index} has none"
             )
         return self.task_steps[index]

@@ -21,12 +21,13 @@ from typing import TypeVar
 import torch
 
 from clviz.core.distributed import launch
+from clviz.errors import InputError, OutOfMemory
 
 ENV_VAR = "CLVIZ_DEVICE"
 C = TypeVar("C")
 
 
-class DeviceError(ValueError):
+class DeviceError(InputError):
     """The requested device does not exist here; the message lists the ones that do."""
 
 
@@ -123,7 +124,7 @@ def out_of_memory_hint(batch_size: int, option: str = "--batch-size") -> Iterato
     try:
         yield
     except torch.OutOfMemoryError as err:
-        raise torch.OutOfMemoryError(
+        raise OutOfMemory(
             f"out of GPU memory at batch size {batch_size}: lower it with {option} (or use a "
             "smaller backbone or image size; a new batch size starts a new run). The last "
             "finished task's checkpoint is intact: the same command resumes from it once the "

@@ -28,10 +28,12 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from clviz.errors import InputError
+
 T = TypeVar("T")
 
 
-class LaunchError(ValueError):
+class LaunchError(InputError):
     """torchrun's environment variables are set but make no launch; the message names them."""
 
 
@@ -132,7 +134,7 @@ def shard(idx: torch.Tensor) -> torch.Tensor:
         return idx
     world = dist.get_world_size()
     if len(idx) % world:
-        raise ValueError(
+        raise InputError(
             f"batch size {len(idx)} is not divisible by {world} processes; choose a batch size "
             "that is, so that every process's gradient has the same weight"
         )

@@ -6,7 +6,7 @@
   image classified among all of them: one number per step.
 
 Each also evaluates the untouched backbone the same way (``reference``: the zero-shot row), and
-names the protocol whose metrics apply (:func:`clviz.analysis.metrics.metrics_for`).
+names the protocol whose metrics apply (:func:`clviz.core.metrics.metrics_for`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from clviz.core.device import autocast
 from clviz.core.formats import TaskFormat
 
 if TYPE_CHECKING:
-    from clviz.methods.base import Method
+    from clviz.core.method import Method
 
 
 @torch.no_grad()

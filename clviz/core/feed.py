@@ -7,7 +7,7 @@ indexed directly: no copy, no process. A task whose images are read from disk
 processes, a couple of batches ahead, into pinned memory when the model is on a GPU, and copied
 with ``non_blocking=True``. Which examples are decoded never depends on the workers, so a run
 repeats exactly whatever ``$CLVIZ_WORKERS`` says. An image that cannot be read inside a worker
-is the same one-line :class:`~clviz.data.lazy.ImageReadError` as without workers (torch's
+is the same one-line :class:`~clviz.errors.ImageReadError` as without workers (torch's
 re-raised copy carries the worker's whole traceback in its message; only our line is kept).
 """
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from clviz.data.lazy import ImageReadError
+from clviz.errors import ImageReadError, InputError
 
 if TYPE_CHECKING:
     from clviz.core.formats import Batch, TaskFormat
@@ -42,7 +42,7 @@ def loader_workers() -> int:
     except ValueError:
         workers = -1
     if workers < 0:
-        raise ValueError(f"{WORKERS_VAR} must be a whole number >= 0, got {value!r}")
+        raise InputError(f"{WORKERS_VAR} must be a whole number >= 0, got {value!r}")
     return workers
 
 

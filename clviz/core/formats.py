@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -35,6 +35,7 @@ from clviz.core import distributed
 from clviz.core.clip import class_embeddings, embed_images, encode_texts, prompt_tokens
 from clviz.core.feed import feed
 from clviz.core.task import PairTask, Task
+from clviz.errors import InputError
 
 SPLITS = ("train", "test")
 
@@ -83,6 +84,7 @@ class TaskFormat:
 
     name: str
     modality: str  # "image" | "text" | "image-text"
+    kind: ClassVar[str] = "task"  # what it is, in words (error messages name it)
     labelnames: tuple[str, ...]
     train_labels: torch.Tensor
     test_labels: torch.Tensor
@@ -165,6 +167,7 @@ class ClassificationFormat(TaskFormat):
     """Image classification against class-name prompts (a :class:`Task`)."""
 
     modality = "image"
+    kind = "image classification"
 
     def __init__(self, task: Task, tokenizer):
         self.task, self.name, self.labelnames = task, task.name, task.classnames
@@ -249,6 +252,7 @@ class MatchingFormat(_PairFormat):
     """Image-text matching (2 classes) or entailment (3): one similarity, a per-task head."""
 
     modality = "image-text"
+    kind = "image-text matching"
 
     def make_head(self) -> ScoreHead:
         return ScoreHead(self.num_classes)
@@ -265,7 +269,7 @@ class MatchingFormat(_PairFormat):
 
     def logits(self, model, batch, head=None, text=None):
         if head is None:
-            raise ValueError(f"{self.name}: a matching task needs its ScoreHead (make_head())")
+            raise InputError(f"{self.name}: a matching task needs its ScoreHead (make_head())")
         return head(self.similarity(model, batch), logit_scale(model))
 
 
@@ -273,18 +277,18 @@ class VQAFormat(_PairFormat):
     """Closed-answer VQA: the image against "<question> <answer>." for every answer."""
 
     modality = "image-text"
+    kind = "closed-answer VQA"
 
     def __init__(self, pair: PairTask, tokenizer):
-        from clviz.world.multimodal import VQA_ANSWERS, VQA_QUESTIONS  # the world's answer set
-
         super().__init__(pair, tokenizer)
-        questions = [q for q, _ in VQA_QUESTIONS.values()]
+        # the task's closed sets: its questions (in order of appearance) and every answer
+        questions = list(dict.fromkeys((*pair.train_texts, *pair.test_texts)))
         self.question = {
             split: torch.tensor([questions.index(t) for t in texts])
             for split, texts in (("train", pair.train_texts), ("test", pair.test_texts))
         }
-        self.answer_tokens = tokenizer([f"{q} {a}." for q in questions for a in VQA_ANSWERS])
-        self.shape = (len(questions), len(VQA_ANSWERS))
+        self.answer_tokens = tokenizer([f"{q} {a}." for q in questions for a in pair.labelnames])
+        self.shape = (len(questions), len(pair.labelnames))
 
     def text_side(self, model: nn.Module) -> torch.Tensor:
         """Every question with every answer (Q x A x D)."""
@@ -301,6 +305,7 @@ class TextFormat(_PairFormat):
     """Text-only classification: a sentence against the label texts, both by the text tower."""
 
     modality = "text"
+    kind = "text classification"
 
     def __init__(self, pair: PairTask, tokenizer):
         super().__init__(pair, tokenizer)
@@ -333,7 +338,7 @@ def make_format(task: Task | PairTask | TaskFormat, tokenizer) -> TaskFormat:
         return ClassificationFormat(task, tokenizer)
     if isinstance(task, PairTask):
         if task.kind not in PAIR_FORMATS:
-            raise ValueError(
+            raise InputError(
                 f"no CLIP format for task family {task.kind!r}; known: {', '.join(PAIR_FORMATS)}"
             )
         return PAIR_FORMATS[task.kind](task, tokenizer)

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from clviz.core.io import atomic_path, json_safe, write_bytes_durably
+from clviz.errors import ClvizError, InputError
 
 MAGIC = b"CLVIZ-SEALED 1\n"
 ZIP_MAGIC = b"PK\x03\x04"  # how every torch.save file begins
@@ -67,7 +68,7 @@ def force_requested() -> bool:
     return _FORCE.get()
 
 
-class ResultError(ValueError):
+class ResultError(ClvizError, ValueError):
     """A results, checkpoint or cache file that cannot be read; the message names it and how to
     rebuild it (also importable from :mod:`clviz.core.result`)."""
 
@@ -91,7 +92,7 @@ def canonical(data: Any) -> bytes:
 
 def _binding(role: str, key: str | None) -> dict[str, str]:
     if not role:
-        raise ValueError("a sealed file needs a role (what kind of file it is)")
+        raise InputError("a sealed file needs a role (what kind of file it is)")
     return {"role": role, "key": "" if key is None else str(key)}
 
 
@@ -232,7 +233,7 @@ def write_sealed_json(
 
 
 def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number (strict JSON has no NaN or Infinity)")
+    raise InputError(f"{name} is not a JSON number (strict JSON has no NaN or Infinity)")
 
 
 def read_sealed_json(

@@ -25,12 +25,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from clviz.errors import ClvizError
+
 TEMP_SUFFIX = ".tmp"
 TEMP_MARK = ".clviz-"  # between the target's name and the writer's process id
 _TEMP_NAME = re.compile(r"^\..+\.clviz-(?P<pid>\d+)-[^.]*\.tmp$")
 
 
-class WriteError(OSError):
+class WriteError(ClvizError, OSError):
     """A file could not be written (disk full, folder read-only...); the message names it."""
 
 

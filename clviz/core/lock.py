@@ -17,6 +17,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from clviz.core.io import temp_prefix
+from clviz.errors import ClvizError
 
 LOCK_NAME = ".lock"
 
@@ -24,7 +25,7 @@ _LOCKS: dict[Path, FileLock] = {}  # one lock object per folder and process: re-
 _GUARD = threading.Lock()
 
 
-class FolderBusyError(RuntimeError):
+class FolderBusyError(ClvizError, RuntimeError):
     """The run folder cannot be taken: another run holds it, or it cannot be written."""
 
 

@@ -18,7 +18,7 @@ import functools
 import resource
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
@@ -28,6 +28,7 @@ from clviz.core.device import autocast, device_name, out_of_memory_hint
 from clviz.core.evaluation import Evaluation, EveryTask
 from clviz.core.feed import feed
 from clviz.core.formats import Batch, PairTask, Task, TaskFormat, make_format
+from clviz.core.method import check_formats
 from clviz.core.progress import (
     current_position,
     following_run,
@@ -38,10 +39,11 @@ from clviz.core.progress import (
 )
 from clviz.core.result import RunResult, StageStats, TaskStats
 from clviz.core.schedules import lr_factor, warmup_steps
+from clviz.errors import ClvizError
 
 if TYPE_CHECKING:
+    from clviz.core.method import Method, Stage, TaskState
     from clviz.core.store import RunStore
-    from clviz.methods.base import Method, Stage, TaskState
 
 
 def task_seed(seed: int, index: int) -> int:
@@ -49,11 +51,46 @@ def task_seed(seed: int, index: int) -> int:
     return seed * 1_000_003 + index
 
 
+def draws_for(seed: int) -> torch.Generator:
+    """The generator of a method's own draws on a task (its
+    :attr:`~clviz.core.method.TaskState.draws`) whose seed is ``seed`` (:func:`learn_task`'s:
+    :func:`task_seed` of the run's seed and the task's index). Apart from the batch draws, so a
+    method's draws never shift which batches it trains on.
+
+    Parameter initialisation and the MoE router's noise use torch's global generator, which
+    :func:`learn_task` seeds from the same ``seed`` before ``begin_task``."""
+    first = torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(int(torch.randint(2**62, (), generator=first)))
+
+
+class ObserverError(ClvizError):
+    """A run's observers cannot go on with it (added at a resume, or two under one name)."""
+
+
 class Observer:
     """Watches a run through :func:`run_stream` (every hook is optional). Whatever an observer
-    must keep across an interruption goes into ``state_dict`` (saved with each checkpoint)."""
+    must keep across an interruption goes into ``state_dict``, saved with each checkpoint under
+    its ``name``: unique among a run's observers, the class's name unless it sets one."""
 
-    key = "observer"  # where its state is kept in a checkpoint
+    name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("name"):
+            cls.name = cls.__name__
+
+    def resume_unwatched(self, method: Method, tasks: Sequence[TaskFormat], done: int) -> None:
+        """Called instead of ``load_state_dict`` when a run resumes with this observer but its
+        checkpoint holds nothing of it: it did not watch the first ``done`` tasks. One that keeps
+        no state (no ``state_dict`` of its own) just starts watching; what one that keeps state
+        records would miss those tasks, so by default the run stops and says so."""
+        if type(self).state_dict is Observer.state_dict:
+            return
+        raise ObserverError(
+            f"observer {self.name!r} did not watch the first {done} task(s) of this run, so it "
+            "cannot resume it: leave the observer out to finish the run, or start the run "
+            "over with it (--force)"
+        )
 
     def on_stream_start(self, method: Method, tasks: Sequence[TaskFormat]) -> None:
         """Before the first task (not called again when a run resumes)."""
@@ -80,7 +117,7 @@ class Observer:
 FINITE_CHECK_EVERY = 50  # steps between checks of the loss on an accelerator (one sync each)
 
 
-class DivergenceError(ArithmeticError):
+class DivergenceError(ClvizError, ArithmeticError):
     """Training produced a non-finite loss; the message names the method, task, step and the
     setting to lower. The run stops there: its last checkpoint (the tasks before) is kept."""
 
@@ -175,7 +212,8 @@ def optimize(
     model.eval()
     losses = torch.stack(losses).float().tolist() if losses else []
     tail = losses[-10:]
-    return StageStats(stage.name, len(losses), losses[0], sum(tail) / len(tail))
+    rates = [group["initial_lr"] for group in optimizer.param_groups]
+    return StageStats(stage.name, len(losses), losses[0], sum(tail) / len(tail), rates)
 
 
 def learn_task(
@@ -190,9 +228,12 @@ def learn_task(
     """Take ``method`` through one task: begin, train every stage, end. ``seed`` seeds the
     task's randomness (the global generator and the batch draws); returns how training went."""
     task = make_format(task, method.tokenizer)
+    check_formats(method, [task])
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    state = method.begin_task(task.for_training(method.train_config.prompts), index)
+    state = method.begin_task(
+        task.for_training(method.train_config.prompts), index, draws_for(seed)
+    )
     for observer in observers:
         observer.on_task_start(method, state)
     stages = [
@@ -241,12 +282,20 @@ def run_stream(
     """
     distributed.init(method.device)  # under torchrun: join the process group
     tasks = [make_format(t, method.tokenizer) for t in tasks]
+    check_formats(method, tasks)  # every task's format, before any work
     evaluation = evaluation if evaluation is not None else EveryTask(tasks)
+    names = [observer.name for observer in observers]
+    if len(set(names)) != len(names):
+        raise ObserverError(f"two observers share a name ({', '.join(names)}): rename one")
     saved = store.checkpoint() if store is not None else None
     if saved is not None:
         method.load_state_dict(saved["method"])
+        kept = saved["observers"]  # an observer left out now: its state is simply not read
         for observer in observers:
-            observer.load_state_dict(saved["observers"][observer.key])
+            if observer.name in kept:
+                observer.load_state_dict(kept[observer.name])
+            else:
+                observer.resume_unwatched(method, tasks, len(saved["rows"]))
         rows, task_stats = saved["rows"], saved["task_stats"]
         seconds, zero_shot = saved["seconds"], saved["zero_shot"]
     else:
@@ -284,7 +333,7 @@ def run_stream(
                         "seconds": seconds,
                         "zero_shot": zero_shot,
                         "method": method.state_dict(),
-                        "observers": {o.key: o.state_dict() for o in observers},
+                        "observers": {o.name: o.state_dict() for o in observers},
                     }
                 )
 

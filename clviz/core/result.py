@@ -15,8 +15,9 @@ from typing import Any, ClassVar
 
 import dacite
 
-from clviz.analysis.metrics import metrics_for
 from clviz.core.integrity import IntegrityError, ResultError, read_sealed_json, write_sealed_json
+from clviz.core.metrics import metrics_for
+from clviz.errors import InputError
 
 RECORD_TYPES: dict[str, type[MethodRecord]] = {}
 
@@ -35,7 +36,7 @@ class MethodRecord:
 def register_record(cls: type[MethodRecord]) -> type[MethodRecord]:
     """Class decorator: let saved results of this record ``kind`` load back as ``cls``."""
     if not cls.kind or cls.kind in RECORD_TYPES:
-        raise ValueError(f"record kind {cls.kind!r} is empty or already registered")
+        raise InputError(f"record kind {cls.kind!r} is empty or already registered")
     RECORD_TYPES[cls.kind] = cls
     return cls
 
@@ -54,12 +55,14 @@ def record_from_dict(data: dict[str, Any] | None) -> MethodRecord | None:
 @dataclass
 class StageStats:
     """One optimisation stage of a task: its name, steps, first and final loss (the mean of
-    the last ten steps)."""
+    the last ten steps), and the base learning rate of each parameter group
+    (:mod:`clviz.core.rates`; the schedule scales them step by step)."""
 
     name: str
     steps: int
     first_loss: float
     final_loss: float
+    rates: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -89,7 +92,7 @@ class RunResult:
     (task-incremental: every task of the stream; class-incremental: the classes seen so far).
     ``zero_shot`` is the untouched backbone under the same evaluation (None where a task has
     no zero-shot prediction, e.g. a matching task whose head must be trained). ``metrics`` is
-    computed from the matrix by the ``protocol``'s rules (:mod:`clviz.analysis.metrics`).
+    computed from the matrix by the ``protocol``'s rules (:mod:`clviz.core.metrics`).
     """
 
     method: str

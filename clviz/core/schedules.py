@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from clviz.errors import InputError
+
 SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -45,4 +47,4 @@ def lr_factor(schedule: str, steps: int, warmup: int) -> Callable[[int], float]:
             return max(0.0, (steps - step) / (steps - warmup))
 
         return linear
-    raise ValueError(f"unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+    raise InputError(f"unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}")

@@ -53,6 +53,7 @@ from clviz.core.integrity import (
 from clviz.core.io import atomic_path, remove_stale_temps, strict_json, write_bytes_durably
 from clviz.core.lock import FolderLock, check_folder_setting
 from clviz.core.result import ResultError, RunResult
+from clviz.errors import ClvizError
 
 RESULTS = "results.json"
 CHECKPOINT = "checkpoint.pt"
@@ -64,7 +65,7 @@ T = TypeVar("T")
 _LAST: list[RunStore] = []  # the store that last took its lock and has not finished: for Ctrl-C
 
 
-class RunDirError(RuntimeError):
+class RunDirError(ClvizError, RuntimeError):
     """A folder holds another run's results or checkpoint; the message says what to do."""
 
 

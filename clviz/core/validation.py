@@ -5,9 +5,11 @@ Values are checked, never converted: ``"0.5"`` for a float option is an error, n
 
 - :func:`check_options`: a method's options against its ``Options`` dataclass, field by field:
   the declared type (``int``, ``float``, ``bool``, ``str``, ``X | None``, tuples and lists),
-  finite numbers, and the ranges of :data:`OPTION_RANGES` (by option name, for every method that
-  has an option of that name: one table, so no method module carries its own checks), plus
-  the relations of :data:`OPTION_RELATIONS` (``top_k <= experts``);
+  finite numbers, and what each field declares with :func:`bounded`, next to its default: its
+  range, whether it is a count (at most :data:`MAX_COUNT`), and a relation to another field
+  (``at_most="experts"``: ``top_k <= experts``). The checks live here, once; the ranges live
+  on the options they bound, so a new option cannot pick up another method's range by sharing
+  its name, and every numeric option declares one (``tests/test_validation.py``);
 - :func:`check_train`: a :class:`~clviz.core.config.TrainConfig`'s budget, rates and schedule.
 """
 
@@ -20,6 +22,8 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from clviz.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class Range:
         )
 
     def __str__(self) -> str:
+        if self.low is None and self.high is None:
+            return "any number"
         if self.high is None:
             return f"{'>' if self.low_open else '>='} {self.low:g}"
         if self.low is None:
@@ -54,58 +60,23 @@ NON_NEGATIVE = Range(0)
 PROBABILITY = Range(0, 1)
 FRACTION = Range(0, 1, low_open=True, high_open=True)
 
-# Ranges by option name, for every method that has the option (wise-ft's and MulKI's alpha
-# alike). An option missing here is checked for its type (and finiteness) only.
-OPTION_RANGES: dict[str, Range] = {
-    # weights of interpolation and probabilities
-    "alpha": PROBABILITY,
-    "ddas_quantile": Range(0, 1, low_open=True),
-    "ddas_heldout": FRACTION,
-    "prototype_momentum": Range(0, 1, high_open=True),
-    # rates, temperatures and scales
-    "lr": POSITIVE,
-    "temperature": POSITIVE,
-    "query_lr_scale": POSITIVE,
-    "stage1_share": NON_NEGATIVE,
-    "stage2_share": NON_NEGATIVE,
-    "prototype_lr_scale": POSITIVE,
-    # loss weights
-    "image_loss": NON_NEGATIVE,
-    "text_loss": NON_NEGATIVE,
-    "l2": NON_NEGATIVE,
-    "ortho_weight": NON_NEGATIVE,
-    "prototype_weight": NON_NEGATIVE,
-    "feature_weight": NON_NEGATIVE,
-    "intra_weight": NON_NEGATIVE,
-    "inter_weight": NON_NEGATIVE,
-    "sharpness": NON_NEGATIVE,
-    # counts and sizes
-    "experts": AT_LEAST_ONE,
-    "top_k": AT_LEAST_ONE,
-    "bottleneck": AT_LEAST_ONE,
-    "freeze_per_task": NON_NEGATIVE,
-    "reference_images": AT_LEAST_ONE,
-    "reference_texts": AT_LEAST_ONE,
-    "reference_batch": AT_LEAST_ONE,
-    "we_every": NON_NEGATIVE,
-    "ddas_steps": NON_NEGATIVE,
-    "ddas_code": AT_LEAST_ONE,
-    "generic_images": AT_LEAST_ONE,
-    "memory_per_class": AT_LEAST_ONE,
-    "replay_batch": AT_LEAST_ONE,
-    "feature_cache_mb": NON_NEGATIVE,
-    "stage1_steps": NON_NEGATIVE,
-    "stage2_steps": NON_NEGATIVE,
-}
-
-# (smaller, larger): where an Options has both fields, ``smaller <= larger``.
-OPTION_RELATIONS: tuple[tuple[str, str], ...] = (
-    ("top_k", "experts"),
-    ("freeze_per_task", "experts"),
-)
+# Declared open on purpose, for a number whose bounds depend on what it is used with (a block
+# index, by the backbone's depth): checked where that is known, not here.
+UNBOUNDED = Range()
 
 
-class OptionError(ValueError):
+def bounded(default: Any, span: Range, *, count: bool = False, at_most: str | None = None) -> Any:
+    """A field of a method's ``Options`` dataclass that declares what :func:`check_options`
+    allows: ``default``, within ``span``; ``count``: a count of images, texts or steps, also at
+    most :data:`MAX_COUNT`; ``at_most``: the name of another field of the same options that
+    this one may not exceed (``top_k = bounded(2, AT_LEAST_ONE, at_most="experts")``)."""
+    metadata: dict[str, Any] = {"range": span, "count": count}
+    if at_most is not None:
+        metadata["at_most"] = at_most
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+class OptionError(InputError):
     """A value of the wrong type or out of range; the message names the setting."""
 
 
@@ -179,22 +150,10 @@ def check_value(label: str, value: Any, hint: Any, span: Range | None = None) ->
         raise OptionError(f"{label} must be {span}, got {value!r}")
 
 
-# Counts of images, texts or memory slots: a larger one is a typo, and would allocate for
-# minutes before failing (sizes of adapters are bounded by a memory estimate instead).
+# Counts of images, texts or memory slots (``bounded(..., count=True)``): a larger one is a
+# typo, and would allocate for minutes before failing (sizes of adapters are bounded by a
+# memory estimate instead).
 MAX_COUNT = 1_000_000
-COUNT_OPTIONS = (
-    "reference_images",
-    "reference_texts",
-    "reference_batch",
-    "generic_images",
-    "memory_per_class",
-    "replay_batch",
-    "ddas_code",
-    "ddas_steps",
-    "stage1_steps",
-    "stage2_steps",
-    "we_every",
-)
 MAX_SEED = 2**32 - 1  # seeds are 32-bit, as numpy's and most tools' are
 
 
@@ -218,15 +177,17 @@ def check_options(method: str, options_type: type, values: Mapping[str, Any]) ->
     """The options ``values`` given to ``method`` (names already known to be fields of
     ``options_type``): their types, ranges, relations, and the folders and files they name."""
     hints = typing.get_type_hints(options_type)
+    fields = {f.name: f for f in dataclasses.fields(options_type)}
     for name, value in values.items():
         label = f"{method} option {name}"
-        check_value(label, value, hints.get(name, Any), OPTION_RANGES.get(name))
-        if name in COUNT_OPTIONS and isinstance(value, int) and value > MAX_COUNT:
+        meta = fields[name].metadata if name in fields else {}
+        check_value(label, value, hints.get(name, Any), meta.get("range"))
+        if meta.get("count") and isinstance(value, int) and value > MAX_COUNT:
             raise OptionError(f"{label} must be at most {MAX_COUNT:,}, got {value:,}")
         check_path_option(label, name, value)
-    fields = {f.name: f for f in dataclasses.fields(options_type)}
-    for small, large in OPTION_RELATIONS:
-        if small in fields and large in fields and (small in values or large in values):
+    for small, f in fields.items():
+        large = f.metadata.get("at_most")
+        if large in fields and (small in values or large in values):
             a = values.get(small, _default(fields[small]))
             b = values.get(large, _default(fields[large]))
             if isinstance(a, int) and isinstance(b, int) and a > b:

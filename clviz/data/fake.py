@@ -22,6 +22,7 @@ from PIL import Image
 
 from clviz.data import classnames as cn
 from clviz.data.mtil import DATASETS
+from clviz.errors import InputError
 
 FAKE_SIZE = (20, 14)  # width x height: not square, so the centre crop is exercised
 
@@ -232,7 +233,7 @@ def make_fake_mtil(
     root.mkdir(parents=True, exist_ok=True)
     for name in datasets or DATASETS:
         if name not in BUILDERS:
-            raise ValueError(f"unknown MTIL dataset {name!r}; valid names: {', '.join(BUILDERS)}")
+            raise InputError(f"unknown MTIL dataset {name!r}; valid names: {', '.join(BUILDERS)}")
         rng = np.random.default_rng([seed, list(BUILDERS).index(name)])
         BUILDERS[name](root, rng, train_per_class, test_per_class)
     return root

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from clviz.errors import ImageReadError, InputError
+
 Reader = Callable[[int], Image.Image]
 PIXELS_VAR = "CLVIZ_MAX_IMAGE_PIXELS"
 _BOMB_FILTER = ("error", None, Image.DecompressionBombWarning, None, 0)
@@ -79,7 +81,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     try:
         return image.convert("RGB")
     except ValueError as err:
-        raise ValueError(f"PIL image mode {mode!r} cannot be converted to RGB ({err})") from None
+        raise InputError(f"PIL image mode {mode!r} cannot be converted to RGB ({err})") from None
 
 
 def clip_preprocess(image: Image.Image, size: int) -> np.ndarray:
@@ -108,7 +110,7 @@ def pixel_limit() -> int | None:
     except ValueError:
         limit = 0
     if limit < 1:
-        raise ValueError(
+        raise InputError(
             f"{PIXELS_VAR} must be a positive whole number of pixels (e.g. 200000000), "
             f"got {value!r}"
         )
@@ -141,10 +143,6 @@ def _bomb_pixels(err: Exception) -> int | None:
     """The pixel count in PIL's decompression-bomb message (None when it is not there)."""
     found = re.search(r"\((\d+) pixels\)", str(err))
     return int(found.group(1)) if found else None
-
-
-class ImageReadError(ValueError):
-    """An image file of a dataset cannot be read; the message names the file."""
 
 
 class FileReader:
@@ -208,7 +206,7 @@ class LazyImages:
         workers: int = 4,
     ):
         if size < 1:
-            raise ValueError(f"image size must be positive, got {size}")
+            raise InputError(f"image size must be positive, got {size}")
         self.reader = reader
         self.size = int(size)
         if indices is None:

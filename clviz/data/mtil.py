@@ -43,6 +43,7 @@ from clviz.core.task import FEW_SHOT_K, Task
 from clviz.data import classnames as cn
 from clviz.data.lazy import ArrayReader, FileReader, LazyImages, Reader, pixel_limit
 from clviz.data.scan import DatasetError, check_unique, scan_dataset
+from clviz.errors import InputError
 
 DATA_ENV = "CLVIZ_DATA"
 MTIL_IMAGE_SIZE = 224  # CLIP ViT-B/16's input
@@ -153,7 +154,7 @@ def _caltech101(root: Path, train: bool, download: bool) -> Split:
     ]
     unknown = [c for c in ds.categories if c not in cn.CALTECH101]
     if unknown:
-        raise ValueError(f"unexpected category folders {unknown[:5]}")
+        raise InputError(f"unexpected category folders {unknown[:5]}")
     split = Split(FileReader(paths), np.array(ds.y), tuple(cn.CALTECH101[c] for c in ds.categories))
     return _subset(split, reference_split(len(split.labels), train))
 
@@ -193,7 +194,7 @@ def _eurosat(root: Path, train: bool, download: bool) -> Split:
     ds = EuroSAT(root, download=download)
     unknown = [c for c in ds.classes if c not in cn.EUROSAT]
     if unknown:
-        raise ValueError(f"unexpected class folders {unknown[:5]}")
+        raise InputError(f"unexpected class folders {unknown[:5]}")
     paths, labels = zip(*ds.samples, strict=True) if ds.samples else ((), ())
     split = Split(FileReader(paths), np.array(labels), tuple(cn.EUROSAT[c] for c in ds.classes))
     return _subset(split, reference_split(len(split.labels), train))
@@ -497,7 +498,7 @@ def parse_mtil_stream(name: str) -> MTILStream:
     """
     base, _, subset = name.partition(":")
     if base not in MTIL_STREAMS:
-        raise ValueError(
+        raise InputError(
             f"unknown real stream {base!r}; valid: {', '.join(MTIL_STREAMS)} "
             "(optionally restricted, e.g. 'mtil:Aircraft,DTD,MNIST')"
         )
@@ -507,7 +508,7 @@ def parse_mtil_stream(name: str) -> MTILStream:
     datasets = tuple(d.strip() for d in subset.split(","))
     unknown = [d for d in datasets if d not in spec.datasets]
     if unknown or len(set(datasets)) != len(datasets):
-        raise ValueError(
+        raise InputError(
             f"stream {name!r} names {'unknown' if unknown else 'repeated'} datasets "
             f"{unknown or list(datasets)}; choose each once from: {', '.join(spec.datasets)}"
         )

@@ -7,13 +7,20 @@ ZSCL distils on ImageNet's training images and Conceptual Captions' sentences
   every image file in sorted path order, read lazily at the model's input size;
 - a **caption file**: one caption per line, or Conceptual Captions' ``.tsv`` (the caption is
   the first tab-separated field); blank lines are skipped.
+
+Without them, the embedded world's pretraining corpus stands in (:func:`load_reference`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from clviz.core.method import Reference, ReferenceSpec
 from clviz.data.lazy import FileReader, LazyImages
+from clviz.errors import InputError, MissingFileError
+from clviz.world.corpus import make_corpus
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -22,13 +29,13 @@ def image_folder(folder: str | Path, size: int) -> LazyImages:
     """Every image under ``folder`` (sorted paths) as a lazy ``N x 3 x size x size`` store."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"reference image folder {folder} does not exist; point reference_folder at an "
             "image folder such as ImageNet's train/ (one sub-folder per class)"
         )
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise ValueError(f"reference image folder {folder} holds no image files ({IMAGE_SUFFIXES})")
+        raise InputError(f"reference image folder {folder} holds no image files ({IMAGE_SUFFIXES})")
     return LazyImages(FileReader(paths), size)
 
 
@@ -36,7 +43,7 @@ def read_captions(path: str | Path, limit: int | None = None) -> list[str]:
     """The first ``limit`` distinct captions of ``path`` (all of them when None), in file order."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"caption file {path} does not exist; point caption_file at a text file with one "
             "caption per line (or Conceptual Captions' .tsv)"
         )
@@ -49,5 +56,28 @@ def read_captions(path: str | Path, limit: int | None = None) -> list[str]:
             if limit is not None and len(captions) >= limit:
                 break
     if not captions:
-        raise ValueError(f"caption file {path} holds no captions")
+        raise InputError(f"caption file {path} holds no captions")
     return list(captions)
+
+
+def load_reference(spec: ReferenceSpec, size: int) -> Reference:
+    """The reference data ``spec`` describes, images at ``size`` px (the model's input)."""
+    corpus_images = spec.image_folder is None
+    count = max(
+        spec.images if corpus_images else 0, spec.captions if spec.caption_file is None else 0
+    )
+    corpus = make_corpus(count, spec.corpus_seed, spec.corpus_size or size, progress=False)
+    if corpus_images:
+        images = corpus[0][: spec.images]
+    else:
+        images = image_folder(spec.image_folder, size)
+        if spec.draw_from_folder:
+            draw = torch.randperm(
+                len(images), generator=torch.Generator().manual_seed(spec.folder_seed)
+            )
+            images = images.take(draw[: spec.images].sort().values)
+    if spec.caption_file is not None:
+        captions = read_captions(spec.caption_file, spec.captions)
+    else:
+        captions = list(dict.fromkeys(corpus[1]))[: spec.captions]
+    return Reference(images, captions)

@@ -23,10 +23,12 @@ import os
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 
+from clviz.errors import InputError
+
 LINK_FIX = "replace the link by a real copy of what it points to, or remove it"
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A real dataset is missing or malformed; the message names the path and the layout."""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from clviz.core.config import RunConfig
 from clviz.core.task import Task
+from clviz.errors import InputError
 from clviz.world.tasks import STREAMS, WORLD_IMAGE_SIZE, get_stream
 
 
@@ -32,7 +33,7 @@ def list_all_streams() -> list[str]:
 def check_stream(name: str) -> None:
     """Raise a ValueError listing every valid stream when ``name`` is not one of them."""
     if name not in STREAMS and not is_real_stream(name):
-        raise ValueError(f"unknown stream {name!r}; valid streams: {', '.join(list_all_streams())}")
+        raise InputError(f"unknown stream {name!r}; valid streams: {', '.join(list_all_streams())}")
     if is_real_stream(name):
         from clviz.data.mtil import parse_mtil_stream
 

@@ -9,6 +9,8 @@
 - :mod:`~clviz.experiments.atlas_protocol`: ATLAS's mixed upstream stream and low-shot
   downstream tasks;
 - :mod:`~clviz.experiments.mulki_ablation` and :mod:`~clviz.experiments.mulki_walkthrough`:
-  MulKI's stages switched off one at a time, and a close look inside one task;
-- :mod:`~clviz.experiments.main_job`: every method, the drift analysis and the HTML report.
+  MulKI's stages switched off one at a time, and a close look inside one task.
+
+The main job (every method, the drift analysis, the HTML report) sits above them, beside the
+command line: :mod:`clviz.main_job`.
 """

@@ -6,7 +6,7 @@ multi-modal first and uni-modal first, as in the paper. ATLAS and continual full
 (``finetune``, with each task's head and the steps ATLAS took on it) each learn the stream
 through the one loop (:func:`clviz.core.loop.run_stream`), evaluated on every upstream task
 after each; upstream forgetting is the accuracy right after a task minus the accuracy after the
-whole stream (:func:`clviz.analysis.metrics.drop_since_learned`).
+whole stream (:func:`clviz.core.metrics.drop_since_learned`).
 
 Downstream, each held-out task (3-way visual entailment, text-only counting, image
 classification of emoji vehicles) is learned *low-shot* from a copy of the final upstream
@@ -28,7 +28,6 @@ from typing import Any
 
 import dacite
 
-from clviz.analysis.metrics import drop_since_learned
 from clviz.backbone import load_backbone
 from clviz.core.config import TrainConfig
 from clviz.core.device import place
@@ -36,9 +35,11 @@ from clviz.core.evaluation import EveryTask, accuracy
 from clviz.core.formats import TaskFormat, make_format
 from clviz.core.integrity import IntegrityError, read_sealed_json, write_sealed_json
 from clviz.core.loop import learn_task, run_stream, task_seed
+from clviz.core.metrics import drop_since_learned
 from clviz.core.progress import progress_bar
 from clviz.core.result import ResultError, RunResult
 from clviz.core.store import RunStore
+from clviz.errors import InputError
 from clviz.experiments.tables import MarkdownTable, markdown_table
 from clviz.methods import build_method
 from clviz.methods.atlas import Atlas, AtlasOptions
@@ -76,7 +77,7 @@ class ProtocolConfig:
 
     def __post_init__(self) -> None:
         if self.order not in ORDERS:
-            raise ValueError(f"unknown order {self.order!r}; valid orders: {', '.join(ORDERS)}")
+            raise InputError(f"unknown order {self.order!r}; valid orders: {', '.join(ORDERS)}")
 
 
 def fast_config(order: str = "multi-first") -> ProtocolConfig:
@@ -410,5 +411,5 @@ def protocol_config(order: str, mode: str) -> ProtocolConfig:
     """The protocol's budgets in a notebook mode (``fast``, ``class`` or ``full``)."""
     configs = {"fast": fast_config, "class": class_config, "full": ProtocolConfig}
     if mode not in configs:
-        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(configs)}")
+        raise InputError(f"unknown mode {mode!r}; valid modes: {', '.join(configs)}")
     return configs[mode](order)

@@ -2,7 +2,7 @@
 
 A typo such as ``{"experts": 1000000}`` would otherwise allocate for a minute before failing
 with a traceback. Each method says how many parameters it adds to a backbone of a given shape
-(:meth:`~clviz.methods.base.Method.added_parameters`); the trainable ones cost their weight,
+(:meth:`~clviz.core.method.Method.added_parameters`); the trainable ones cost their weight,
 their gradient and AdamW's two moments, four floats each.
 """
 
@@ -15,9 +15,10 @@ import open_clip
 
 from clviz.backbone import register_config_file, register_tiny_config
 from clviz.core.config import RunConfig
+from clviz.core.method import TowerShape
 from clviz.core.validation import OptionError
 from clviz.methods import get_method
-from clviz.methods.base import TowerShape, make_options
+from clviz.methods.registry import make_options
 
 BYTES_PER_TRAINED_PARAMETER = 16  # fp32 weight, gradient and AdamW's two moments
 

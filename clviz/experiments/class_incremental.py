@@ -55,8 +55,9 @@ from clviz.core.loop import run_stream
 from clviz.core.result import RunResult
 from clviz.core.store import RunStore
 from clviz.core.task import Task
+from clviz.errors import InputError
 from clviz.experiments.profiles import make_config
-from clviz.methods import build_method, get_method
+from clviz.methods import METHODS, build_method, get_method
 from clviz.methods.zeroshot import ZeroShot
 from clviz.world.tasks import WORLD_IMAGE_SIZE, make_task, stream_spec
 
@@ -92,17 +93,12 @@ class Recipe:
 REFERENCE_TEMPLATE = "a bad photo of a {}."
 REFERENCE = Recipe(template=REFERENCE_TEMPLATE, epochs=1)
 RECIPES = {"reference": REFERENCE, "embedded": Recipe()}
-# lr: the reference's cil/ yaml (1e-3), stated so that no profile's rate (the embedded world's
-# teaching setting) replaces it
-MOE_CIL_OPTIONS = {"experts": 2, "top_k": 2, "freeze_per_task": 0, "one_router": True, "lr": 1e-3}
 VIT_B16_CIL_LR = 7.1e-6  # ZSCL's cil/configs/class/cifar100_10-10-*.yaml
-REFERENCE_METHODS = {  # name in the class-incremental table -> (registered method, options)
-    "zero-shot": ("zero-shot", {}),
-    "finetune": ("finetune", {}),
-    "zscl": ("zscl", {}),
-    "moe-adapters": ("moe-adapters-taskid", MOE_CIL_OPTIONS),
-    "moe-adapters-ddas": ("moe-adapters", {}),  # a clviz extension, not the reference
-}
+
+
+def recipe_methods() -> list[str]:
+    """The methods with a class-incremental recipe (their ``class_incremental`` setting)."""
+    return [name for name, cls in METHODS.items() if cls.class_incremental is not None]
 
 
 def reference_config(
@@ -113,28 +109,27 @@ def reference_config(
     options: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> RunConfig:
-    """``method`` (a name of :data:`REFERENCE_METHODS`) as the reference's ``cil/`` code trains
-    it under ``profile`` (``kwargs`` go to :func:`~clviz.experiments.profiles.make_config`):
-    batch 128, cosine rate after 30 warm-up steps; MoE-Adapters with one router, 2 experts,
-    no activate-freeze, label smoothing 0; ``options`` are merged over the recipe's. Run it
-    with ``recipe=REFERENCE``."""
-    if method not in REFERENCE_METHODS:
-        raise ValueError(
+    """``method`` as the reference's ``cil/`` code trains it under ``profile`` (``kwargs`` go to
+    :func:`~clviz.experiments.profiles.make_config`): batch 128, a cosine rate after 30 warm-up
+    steps, and the method's own :class:`~clviz.core.method.ClassIncrementalSetting` (its
+    options and label smoothing: ``moe-adapters-taskid`` is the reference's one router over 2
+    experts, no activate-freeze, label smoothing 0; ``moe-adapters`` is clviz's DDAS
+    extension); ``options`` are merged over the setting's. Run it with ``recipe=REFERENCE``."""
+    setting = get_method(method).class_incremental
+    if setting is None:
+        raise InputError(
             f"no class-incremental reference recipe for {method!r}; valid: "
-            f"{', '.join(REFERENCE_METHODS)} (any registered method runs with "
-            "recipe=Recipe(), the embedded recipe)"
+            f"{', '.join(recipe_methods())} (any registered method runs with recipe=Recipe(), "
+            "the embedded recipe)"
         )
-    registered, preset = REFERENCE_METHODS[method]
     config = make_config(
-        profile, registered, stream, seed, options={**preset, **(options or {})}, **kwargs
+        profile, method, stream, seed, options={**setting.options, **(options or {})}, **kwargs
     )
-    moe = registered.startswith("moe-adapters")
-    lr = config.train.lr if profile != "mtil" or moe else VIT_B16_CIL_LR
     train = TrainConfig(
         steps=config.train.steps,
         batch_size=128,
-        lr=lr,
-        label_smoothing=0.0 if moe else 0.2,
+        lr=VIT_B16_CIL_LR if profile == "mtil" else config.train.lr,
+        label_smoothing=setting.label_smoothing,
         schedule="cosine",
         warmup_steps=30,
     )
@@ -235,7 +230,7 @@ def load_pool(
     elif dataset == "cifar100":
         pool = cifar100_pool(config.data_root, config.image_size)
     else:
-        raise ValueError(
+        raise InputError(
             f"unknown class-incremental dataset {dataset!r}; valid: {', '.join(DATASETS)}"
         )
     if template is not None:
@@ -252,7 +247,7 @@ def step_sizes(pool: ClassPool, steps: int) -> list[int]:
 def split_classes(order: tuple[int, ...], steps: int) -> list[list[int]]:
     """``order`` cut into ``steps`` consecutive groups (sizes differ by at most one)."""
     if not 1 <= steps <= len(order):
-        raise ValueError(f"steps must be between 1 and {len(order)} classes, got {steps}")
+        raise InputError(f"steps must be between 1 and {len(order)} classes, got {steps}")
     return [[int(c) for c in g] for g in np.array_split(np.array(order), steps)]
 
 

@@ -16,6 +16,7 @@ from clviz.core.config import RunConfig
 from clviz.core.device import resolve_device
 from clviz.core.result import RunResult
 from clviz.core.store import RESULTS, results_root
+from clviz.errors import InputError
 from clviz.experiments.profiles import default_profile, get_profile, make_config
 from clviz.experiments.runs import run, run_store
 from clviz.experiments.workers import default_workers, train_in_workers
@@ -69,7 +70,7 @@ def notebook_mode() -> str:
     means fast. Default: full."""
     mode = os.environ.get(MODE_ENV, "").strip().lower()
     if mode and mode not in MODES:
-        raise ValueError(
+        raise InputError(
             f"unknown {MODE_ENV}={mode!r}; valid modes: {', '.join(MODES)} "
             "(unset it for the full budget)"
         )

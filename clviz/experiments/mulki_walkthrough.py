@@ -65,6 +65,8 @@ class WalkThrough(Observer):
     """Watches MulKI's ``index``-th task: a moment before training, one after (before the
     weight averaging of stage 4), and the teacher weights of every step."""
 
+    name = "mulki-walkthrough"
+
     def __init__(self, index: int = 1) -> None:
         self.index = index
         self.moments: dict[str, Moment] = {}

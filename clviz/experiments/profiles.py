@@ -54,6 +54,7 @@ from typing import Any
 
 from clviz.core.config import RunConfig, TrainConfig
 from clviz.data.mtil import MTIL_ORDER_I
+from clviz.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Profile:
     method_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     few_shot_steps: int | None = None  # training steps per task on a few-shot stream
+    few_shot_method_train: dict[str, dict[str, Any]] = field(default_factory=dict)  # by method
     eval_batch_size: int = 256
 
 
@@ -146,16 +148,19 @@ PROFILES: dict[str, Profile] = {
                 "reference_batch": 64,
                 "allow_embedded_reference": False,
             },
-            "moe-adapters": {
+            "moe-adapters": {  # rates: the reference's per-task table (_MOE's task_lr)
                 "experts": 22,
-                "lr": 1e-3,
                 "ddas_pool": "mean",
                 "allow_embedded_generic": False,
             },
-            "moe-adapters-taskid": {"experts": 22, "lr": 1e-3},
+            "moe-adapters-taskid": {"experts": 22},
             "atlas": {"lr": 5e-4},
         },
         few_shot_steps=500,
+        few_shot_method_train={
+            m: {"task_lr": REFERENCE_TASK_LR["moe-adapters-fewshot"]}
+            for m in ("moe-adapters", "moe-adapters-taskid")
+        },
         eval_batch_size=128,
     ),
 }
@@ -173,7 +178,7 @@ def default_profile() -> str:
 def get_profile(name: str) -> Profile:
     """The profile called ``name``; the error lists the valid names."""
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+        raise InputError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
     return PROFILES[name]
 
 
@@ -199,9 +204,7 @@ def make_config(
     stream = stream or p.stream
     train = replace(p.train, **p.method_train.get(method, {}))
     if p.few_shot_steps is not None and stream.endswith("fewshot"):
-        train = replace(train, steps=p.few_shot_steps)
-        if train.task_lr is not None and method.startswith("moe-adapters"):
-            train = replace(train, task_lr=REFERENCE_TASK_LR["moe-adapters-fewshot"])
+        train = replace(train, steps=p.few_shot_steps, **p.few_shot_method_train.get(method, {}))
     if steps is not None:
         train = replace(train, steps=steps)
     if train_overrides:

@@ -25,6 +25,8 @@ from clviz.core.formats import ClassificationFormat, make_format
 from clviz.core.integrity import force_requested, forcing
 from clviz.core.lock import check_folder_setting
 from clviz.core.loop import Observer, run_stream
+from clviz.core.method import Method
+from clviz.core.rates import check_rates
 from clviz.core.result import RunResult
 from clviz.core.store import RunStore, memo, results_root, weights_digest
 from clviz.core.validation import AT_LEAST_ONE, MAX_SEED, Range, check_train, check_value
@@ -35,10 +37,11 @@ from clviz.data.streams import (
     real_streams,
     stream_task_names,
 )
+from clviz.errors import InputError, MissingFileError
 from clviz.experiments.budget import check_memory
 from clviz.experiments.inputs import data_fingerprint, run_identity
 from clviz.methods import build_method, get_method
-from clviz.methods.base import Method, make_options
+from clviz.methods.registry import make_options
 from clviz.methods.zeroshot import ZeroShot
 
 
@@ -50,6 +53,7 @@ def check_config(config: RunConfig, real_data: bool | None = None) -> None:
     cls = get_method(config.method)
     make_options(cls, config.options)
     check_train(config.train)
+    check_rates(config.method, cls.Options, config.options, config.train)
     check_value("seed (--seed)", config.seed, int, Range(0, MAX_SEED))
     check_value("eval_batch_size", config.eval_batch_size, int, AT_LEAST_ONE)
     check_value("image_size", config.image_size, int | None, AT_LEAST_ONE)
@@ -57,7 +61,7 @@ def check_config(config: RunConfig, real_data: bool | None = None) -> None:
     if real_data is None:
         real_data = is_real_stream(config.stream)
     if config.data_root is not None and not real_data:
-        raise ValueError(
+        raise InputError(
             f"--data-root (data_root={config.data_root!r}) is for real datasets (the streams "
             f"{', '.join(real_streams())}, or cifar100); stream {config.stream!r} is embedded "
             "and would ignore it: leave --data-root out"
@@ -167,11 +171,11 @@ def load_trained(result: RunResult) -> Method:
     """The method of a finished run as it ended its stream, rebuilt from its run folder's last
     checkpoint: its weights, routers, adapters and records, to look inside (on the CPU)."""
     if result.run_dir is None:
-        raise ValueError("this result has no run folder (not made by clviz run): nothing to load")
+        raise InputError("this result has no run folder (not made by clviz run): nothing to load")
     config = RunConfig.from_dict(result.config)
     saved = run_store(config, result.run_dir).checkpoint()
     if saved is None:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{result.run_dir} holds no checkpoint; rerun the same command with --force to "
             "train it again"
         )

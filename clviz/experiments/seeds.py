@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from clviz.core.result import RunResult
+from clviz.errors import InputError
 from clviz.experiments.compare import comparison_configs, train_missing
 from clviz.experiments.runs import run
 from clviz.experiments.tables import MarkdownTable, markdown_table
@@ -51,9 +52,9 @@ def compare_seeds(
     """Each method's results, one per seed in ``seeds`` order (see
     :func:`clviz.experiments.compare.compare` for the other arguments)."""
     if not seeds:
-        raise ValueError("no seeds given; pass at least one, e.g. seeds=[0, 1, 2]")
+        raise InputError("no seeds given; pass at least one, e.g. seeds=[0, 1, 2]")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds repeat: {list(seeds)}; each seed is one run per method")
+        raise InputError(f"seeds repeat: {list(seeds)}; each seed is one run per method")
     configs = [
         config
         for seed in seeds

@@ -57,10 +57,11 @@ from clviz.core.progress import (
     progress_bar,
     throttled,
 )
+from clviz.errors import ClvizError
 from clviz.methods import get_method
 
 
-class WorkerError(RuntimeError):
+class WorkerError(ClvizError, RuntimeError):
     """A method's worker failed or died; the message names the method and its log."""
 
 

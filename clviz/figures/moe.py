@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from clviz.errors import InputError
 from clviz.figures.colors import task_colors
 
 Counts = Sequence[Mapping[str, Sequence[int]]]
@@ -25,7 +26,7 @@ Counts = Sequence[Mapping[str, Sequence[int]]]
 def tower_layers(layers: Sequence[str], tower: str) -> list[str]:
     """The layer names of one tower ('image' or 'text'), in depth order."""
     if tower not in ("image", "text"):
-        raise ValueError(f"tower must be 'image' or 'text', got {tower!r}")
+        raise InputError(f"tower must be 'image' or 'text', got {tower!r}")
     chosen = [n for n in layers if n.startswith("visual.") == (tower == "image")]
     return sorted(chosen, key=lambda n: int(n.rsplit(".", 1)[1]))
 

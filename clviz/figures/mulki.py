@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from clviz.core.result import RunResult
+from clviz.errors import InputError
 from clviz.experiments.mulki_walkthrough import Walk
 from clviz.figures.forgetting import METRIC_LABELS, grouped_bars
 from clviz.methods.mulki import MulKIRecord, MulKITaskRecord
@@ -20,7 +21,7 @@ from clviz.methods.mulki import MulKIRecord, MulKITaskRecord
 
 def _tasks(result: RunResult) -> list[MulKITaskRecord]:
     if not isinstance(result.record, MulKIRecord):
-        raise ValueError("this result carries no MulKI record; pass the result of a 'mulki' run")
+        raise InputError("this result carries no MulKI record; pass the result of a 'mulki' run")
     return result.record.tasks
 
 

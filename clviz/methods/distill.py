@@ -46,8 +46,8 @@ def add_image_text_distillation(
     the student's logit scale; the student's logits are pulled towards the teacher's over the
     texts (image -> text, ``image_weight``) and over the images (text -> image, the transposed
     logits, ``text_weight``). Only the student's image tower gets a gradient. ``teacher`` maps
-    images to the teacher's normalised embeddings (an :class:`~clviz.methods.feature_cache.
-    ImageCache` of a frozen model, so it embeds each image once)."""
+    images to the teacher's normalised embeddings (a :class:`~clviz.methods.row_cache.RowCache`
+    of a frozen model bound to the images' positions, so it embeds each image once)."""
     scale = logit_scale(student)
     with torch.no_grad():
         target = scale * teacher(images) @ texts.T

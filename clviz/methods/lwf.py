@@ -28,43 +28,47 @@ from dataclasses import dataclass
 import torch
 
 from clviz.core.clip import class_embeddings, embed_images
-from clviz.core.formats import Batch, TaskFormat
-from clviz.methods.base import Method, TaskState, classification_only, register_method
+from clviz.core.formats import Batch, ClassificationFormat, TaskFormat
+from clviz.core.method import Method, TaskState
+from clviz.core.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, bounded
 from clviz.methods.distill import add_image_text_distillation
-from clviz.methods.feature_cache import ImageCache
+from clviz.methods.registry import register_method
+from clviz.methods.row_cache import RowCache
 
 
 @dataclass
 class LwFOptions:
-    image_loss: float = 1.0  # weight of image -> text distillation (``--image_loss``)
-    text_loss: float = 1.0  # weight of text -> image distillation (``--text_loss``)
-    temperature: float = 2.0  # ``--T``
-    reference_batch: int | None = None  # None: the training batch size, as the reference
+    # weight of image -> text distillation (``--image_loss``)
+    image_loss: float = bounded(1.0, NON_NEGATIVE)
+    # weight of text -> image distillation (``--text_loss``)
+    text_loss: float = bounded(1.0, NON_NEGATIVE)
+    temperature: float = bounded(2.0, POSITIVE)  # ``--T``
+    # None: the training batch size, as the reference
+    reference_batch: int | None = bounded(None, AT_LEAST_ONE, count=True)
 
 
 @dataclass
 class LwFState(TaskState):
-    teacher: ImageCache  # the model from before the task (the pretrained one on task 1)
+    teacher: RowCache  # the model from before the task (the pretrained one on task 1)
     teacher_text: torch.Tensor  # the teacher's embeddings of the task's class prompts
-    reference_draws: torch.Generator  # which training images each step distils on
 
 
 @register_method
 class LwF(Method):
     name = "lwf"
+    listing_order = 2
+    formats = (ClassificationFormat,)
     relative_cost = 1.7
     summary = "distil the previous model's image-text logits on the current task (ZSCL's LwF)"
     Options = LwFOptions
 
-    def begin_task(self, task: TaskFormat, index: int) -> LwFState:
-        task = classification_only(self, task)
+    def begin_task(self, task: TaskFormat, index: int, draws: torch.Generator) -> LwFState:
         teacher = self.snapshot()
         tokens = task.for_training("first").prompt_tokens  # one prompt per class
         with torch.no_grad():
             teacher_text = class_embeddings(teacher, tokens, task.num_classes)
-        seed = int(torch.randint(2**62, ()))  # from the task's seeded global generator
-        embed = ImageCache(functools.partial(embed_images, teacher))  # frozen: once per image
-        return LwFState(task, index, embed, teacher_text, torch.Generator().manual_seed(seed))
+        embed = RowCache(functools.partial(embed_images, teacher))  # frozen: once per image
+        return LwFState(task, index, draws, embed, teacher_text)
 
     def loss(self, batch: Batch, state: LwFState) -> torch.Tensor:
         o = self.options
@@ -72,12 +76,12 @@ class LwF(Method):
         image = embed_images(self.model, batch.images)
         loss = self.classification_loss(image, task.text_side(self.model), batch.labels)
         size = o.reference_batch or self.train_config.batch_size
-        index = torch.randint(task.size("train"), (size,), generator=state.reference_draws)
+        index = torch.randint(task.size("train"), (size,), generator=state.draws)
         reference = task.batch("train", index).to(self.device).images
         return add_image_text_distillation(
             loss,
             self.model,
-            state.teacher,
+            functools.partial(state.teacher, (task.name, "train"), index),
             reference,
             state.teacher_text,
             o.temperature,

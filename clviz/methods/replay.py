@@ -22,14 +22,19 @@ from typing import Any
 import torch
 
 from clviz.core.clip import class_embeddings, embed_images
-from clviz.core.formats import Batch, TaskFormat
-from clviz.methods.base import Method, TaskState, classification_only, register_method
+from clviz.core.formats import Batch, ClassificationFormat, TaskFormat
+from clviz.core.method import Method, TaskState
+from clviz.core.validation import AT_LEAST_ONE, bounded
+from clviz.errors import InputError
+from clviz.methods.registry import register_method
 
 
 @dataclass
 class ReplayOptions:
-    memory_per_class: int = 20  # training images kept per class of every learned task
-    replay_batch: int | None = None  # images replayed per step (None: the training batch)
+    # training images kept per class of every learned task
+    memory_per_class: int = bounded(20, AT_LEAST_ONE, count=True)
+    # images replayed per step (None: the training batch)
+    replay_batch: int | None = bounded(None, AT_LEAST_ONE, count=True)
 
 
 @dataclass
@@ -43,11 +48,6 @@ class Memory:
     num_classes: int
 
 
-@dataclass
-class ReplayState(TaskState):
-    draws: torch.Generator  # which stored images each step replays
-
-
 MAX_MEMORY_BYTES = (
     2**31
 )  # what a memory may hold in RAM (joint training on real data would not fit)
@@ -58,7 +58,7 @@ def _stored(images, keep: torch.Tensor) -> torch.Tensor:
     shape = images.shape
     size = len(keep) * int(torch.tensor(shape[1:]).prod())
     if size > MAX_MEMORY_BYTES:
-        raise ValueError(
+        raise InputError(
             f"keeping {len(keep)} images of {tuple(shape[1:])} takes {size / 2**30:.1f} GB, more "
             f"than the {MAX_MEMORY_BYTES / 2**30:.0f} GB a replay memory may hold: use replay "
             "with a smaller memory_per_class (joint keeps every image)"
@@ -71,6 +71,8 @@ def _stored(images, keep: torch.Tensor) -> torch.Tensor:
 @register_method
 class Replay(Method):
     name = "replay"
+    listing_order = 5
+    formats = (ClassificationFormat,)
     summary = "replays a small memory of earlier tasks' images in every step"
     Options = ReplayOptions
     relative_cost = 2.4  # measured: 245 s against fine-tuning's 102 s on the default stream
@@ -80,13 +82,10 @@ class Replay(Method):
         super().__init__(*args, **kwargs)
         self.memory: list[Memory] = []
 
-    def begin_task(self, task: TaskFormat, index: int) -> ReplayState:
-        seed = int(torch.randint(2**62, ()))  # from the task's seeded global generator
-        return ReplayState(
-            classification_only(self, task), index, torch.Generator().manual_seed(seed)
-        )
+    def begin_task(self, task: TaskFormat, index: int, draws: torch.Generator) -> TaskState:
+        return TaskState(task, index, draws)
 
-    def loss(self, batch: Batch, state: ReplayState) -> torch.Tensor:
+    def loss(self, batch: Batch, state: TaskState) -> torch.Tensor:
         loss = self.task_loss(batch, state.task)
         if not self.memory:
             return loss
@@ -105,14 +104,13 @@ class Replay(Method):
             )
         return (loss + replayed / size) / 2
 
-    def end_task(self, state: ReplayState) -> None:
+    def end_task(self, state: TaskState) -> None:
         task = state.task
         images, labels = task.images("train"), task.train_labels
-        generator = torch.Generator().manual_seed(state.index)
         keep = []
         for c in range(task.num_classes):
             rows = torch.nonzero(labels == c).flatten()
-            rows = rows[torch.randperm(len(rows), generator=generator)]
+            rows = rows[torch.randperm(len(rows), generator=state.draws)]
             keep.append(rows if self.keep_all else rows[: self.options.memory_per_class])
         keep = torch.cat(keep).sort().values
         self.memory.append(
@@ -133,6 +131,7 @@ class Joint(Replay):
     """Every image of every learned task replayed: joint training, task after task."""
 
     name = "joint"
+    listing_order = 6
     summary = "replays every earlier task's images: the joint-training upper bound"
     relative_cost = 2.4
     keep_all = True

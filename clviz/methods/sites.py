@@ -11,17 +11,24 @@ working) has three optional *slots*::
 MoE-Adapters fill "parallel" (experts read the post-attention stream), ATLAS fills "attn" and
 "mlp". :func:`attach_sites` swaps every block of both towers and freezes the backbone;
 :func:`use_task` chooses, for every site at once, which task's parameters run (or none: the
-untouched backbone). This is the only copy of open_clip's block forward in clviz.
+untouched backbone; nested uses restore the outer one on exit). This is the only copy of
+open_clip's block forward in clviz, pinned to the source it mirrors by
+:data:`OPEN_CLIP_BLOCK_FORWARD_SHA256` (:func:`check_open_clip_forward`, run by the tests).
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
+import open_clip
 import torch
 from open_clip.transformer import ResidualAttentionBlock
 from torch import nn
+
+from clviz.errors import InputError
 
 SLOTS = ("attn", "mlp", "parallel")
 
@@ -39,6 +46,27 @@ class Site(nn.Module):
         super().__init__()
         self.task: int | torch.Tensor | None = None
         self.bypass: torch.Tensor | None = None
+
+
+# The sha256 of ``inspect.getsource(ResidualAttentionBlock.forward)`` in open_clip 3.3.0 (the
+# installed version), the forward that ``AdaptedBlock.forward`` mirrors line by line, with the
+# slots added. When open_clip changes it, re-check the copy, then update the hash.
+OPEN_CLIP_BLOCK_FORWARD_SHA256 = "46cf252503e970581553754b6cdda191c77759fb866e5547a730699dff45caab"
+
+
+def check_open_clip_forward() -> None:
+    """Raise if open_clip's ``ResidualAttentionBlock.forward`` is no longer the source that
+    :meth:`AdaptedBlock.forward` was copied from (its hash differs from the pinned one)."""
+    source = inspect.getsource(ResidualAttentionBlock.forward)
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    if digest != OPEN_CLIP_BLOCK_FORWARD_SHA256:
+        raise RuntimeError(
+            "open_clip's block forward (open_clip.transformer.ResidualAttentionBlock.forward) "
+            f"changed (installed version {open_clip.__version__}; sha256 {digest}, pinned "
+            f"{OPEN_CLIP_BLOCK_FORWARD_SHA256}): re-check that AdaptedBlock.forward in "
+            f"{__name__} still mirrors it line by line, then update "
+            "OPEN_CLIP_BLOCK_FORWARD_SHA256"
+        )
 
 
 class AdaptedBlock(ResidualAttentionBlock):
@@ -85,16 +113,16 @@ def attach_sites(model: nn.Module, make_sites: MakeSites) -> dict[str, Site]:
         if not isinstance(block, ResidualAttentionBlock):
             continue
         if isinstance(block, AdaptedBlock):
-            raise ValueError(f"{name} already has adapter sites; attach to a fresh backbone")
+            raise InputError(f"{name} already has adapter sites; attach to a fresh backbone")
         slots = make_sites(name, block)
         unknown = set(slots) - set(SLOTS)
         if unknown:
-            raise ValueError(f"unknown slot(s) {sorted(unknown)}; slots are {', '.join(SLOTS)}")
+            raise InputError(f"unknown slot(s) {sorted(unknown)}; slots are {', '.join(SLOTS)}")
         block.__class__ = AdaptedBlock
         block.sites = nn.ModuleDict(slots)
         sites.update({f"{name}.{slot}": site for slot, site in slots.items()})
     if not sites:
-        raise ValueError(f"{type(model).__name__} has no open_clip residual attention blocks")
+        raise InputError(f"{type(model).__name__} has no open_clip residual attention blocks")
     return sites
 
 
@@ -113,12 +141,14 @@ def use_task(
     sites: Iterable[Site], task: int | torch.Tensor | None, bypass: torch.Tensor | None = None
 ) -> Iterator[None]:
     """Run every site with ``task``'s parameters (None: the untouched backbone; a tensor: one
-    task per sample); samples where ``bypass`` is True see the backbone."""
+    task per sample); samples where ``bypass`` is True see the backbone. On exit each site
+    gets back the task and bypass it had before, so an inner use restores the outer one."""
     sites = list(sites)
+    previous = [(site.task, site.bypass) for site in sites]
     for site in sites:
         site.task, site.bypass = task, bypass
     try:
         yield
     finally:
-        for site in sites:
-            site.task, site.bypass = None, None
+        for site, (old_task, old_bypass) in reversed(list(zip(sites, previous, strict=True))):
+            site.task, site.bypass = old_task, old_bypass

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from clviz.errors import InputError
+
 
 class WeightAverage:
     """Running mean of a list of tensors, folded in one snapshot at a time (ZSCL's weight
@@ -46,7 +48,7 @@ def interpolate_(
 ) -> None:
     """In place: ``state <- (1 - alpha) * before + alpha * state`` for every floating tensor."""
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        raise InputError(f"alpha must be in [0, 1], got {alpha}")
     for key, old in before.items():
         if state[key].is_floating_point():
             state[key].copy_((1 - alpha) * old + alpha * state[key])

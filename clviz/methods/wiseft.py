@@ -14,13 +14,16 @@ from dataclasses import dataclass
 import torch
 
 from clviz.core.formats import TaskFormat
-from clviz.methods.base import Method, TaskState, register_method
+from clviz.core.method import Method, TaskState
+from clviz.core.validation import PROBABILITY, bounded
+from clviz.methods.registry import register_method
 from clviz.methods.weights import interpolate_, state_copy
 
 
 @dataclass
 class WiseFTOptions:
-    alpha: float = 0.8  # weight of the freshly fine-tuned model (ZSCL's setting)
+    # weight of the freshly fine-tuned model (ZSCL's setting)
+    alpha: float = bounded(0.8, PROBABILITY)
 
 
 @dataclass
@@ -31,12 +34,13 @@ class WiseFTState(TaskState):
 @register_method
 class WiseFT(Method):
     name = "wise-ft"
+    listing_order = 3
     summary = "fine-tune, then average weights with the model from before the task"
     Options = WiseFTOptions
 
-    def begin_task(self, task: TaskFormat, index: int) -> WiseFTState:
+    def begin_task(self, task: TaskFormat, index: int, draws: torch.Generator) -> WiseFTState:
         self.add_head(task)
-        return WiseFTState(task, index, state_copy(self.model.state_dict()))
+        return WiseFTState(task, index, draws, state_copy(self.model.state_dict()))
 
     def end_task(self, state: WiseFTState) -> None:
         interpolate_(self.model.state_dict(), state.before, self.options.alpha)

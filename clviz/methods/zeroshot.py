@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from clviz.methods.base import Method, Stage, TaskState, register_method
+from clviz.core.method import ClassIncrementalSetting, Method, Stage, TaskState
+from clviz.methods.registry import register_method
 
 
 @register_method
 class ZeroShot(Method):
     name = "zero-shot"
+    listing_order = 0
+    class_incremental = ClassIncrementalSetting()
     relative_cost = 0.1
     summary = "the pretrained backbone, never trained"
 

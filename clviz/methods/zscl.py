@@ -29,29 +29,32 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from clviz.backbone import image_normalization
 from clviz.core.clip import embed_images
-from clviz.core.formats import Batch, TaskFormat
-from clviz.data.reference import image_folder, read_captions
-from clviz.methods.base import Method, TaskState, classification_only, register_method
+from clviz.core.formats import Batch, ClassificationFormat, TaskFormat
+from clviz.core.method import ClassIncrementalSetting, Method, ReferenceSpec, TaskState
+from clviz.core.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, bounded
+from clviz.errors import InputError
 from clviz.methods.distill import add_image_text_distillation
-from clviz.methods.feature_cache import ImageCache
+from clviz.methods.registry import register_method
+from clviz.methods.row_cache import RowCache
 from clviz.methods.weights import WeightAverage
-from clviz.world.corpus import make_corpus
 
 REFERENCE_SEED = 7919  # the reference set is drawn apart from the pretraining corpus (seed 0)
 
 
 @dataclass
 class ZSCLOptions:
-    reference_images: int = 1024
-    reference_texts: int = 256
-    reference_batch: int = 32  # half the task batch: keeps the step under the 3-minute budget
-    temperature: float = 2.0
-    image_loss: float = 1.0  # weight of image->text distillation
-    text_loss: float = 1.0  # weight of text->image distillation
-    l2: float = 1.0  # weight of the L2 penalty towards the weights at the start of the task
-    we_every: int = 10  # weight-ensemble period in steps; 0 disables the ensemble
+    reference_images: int = bounded(1024, AT_LEAST_ONE, count=True)
+    reference_texts: int = bounded(256, AT_LEAST_ONE, count=True)
+    # half the task batch: keeps the step under the 3-minute budget
+    reference_batch: int = bounded(32, AT_LEAST_ONE, count=True)
+    temperature: float = bounded(2.0, POSITIVE)
+    image_loss: float = bounded(1.0, NON_NEGATIVE)  # weight of image->text distillation
+    text_loss: float = bounded(1.0, NON_NEGATIVE)  # weight of text->image distillation
+    # weight of the L2 penalty towards the weights at the start of the task
+    l2: float = bounded(1.0, NON_NEGATIVE)
+    # weight-ensemble period in steps; 0 disables the ensemble
+    we_every: int = bounded(10, NON_NEGATIVE, count=True)
     reference_folder: str | None = None  # reference images: a folder in ImageNet's layout
     caption_file: str | None = None  # reference texts: one caption per line (or CC's .tsv)
     allow_embedded_reference: bool = True  # without the two above: the embedded corpus
@@ -59,7 +62,7 @@ class ZSCLOptions:
     def __post_init__(self) -> None:  # checked when the options are made: before any work
         embedded = self.reference_folder is None or self.caption_file is None
         if embedded and not self.allow_embedded_reference:
-            raise ValueError(
+            raise InputError(
                 "ZSCL on the real benchmark distils on reference data (ImageNet images and "
                 'Conceptual Captions in the reference): pass --options \'{"reference_folder": '
                 '"/path/to/imagenet/train", "caption_file": "/path/to/captions.txt"}\', or '
@@ -72,64 +75,64 @@ class ZSCLOptions:
 class ZSCLState(TaskState):
     start: list[torch.Tensor]  # the weights at the start of the task (the L2 anchor)
     ensemble: WeightAverage  # the weight ensemble of the task so far
-    reference_draws: torch.Generator  # which reference images each step distils on
-    teacher_images: ImageCache  # the initial model's embeddings of the reference images
+    teacher_images: RowCache  # the initial model's embeddings of the reference images
 
 
 @register_method
 class ZSCL(Method):
     name = "zscl"
+    listing_order = 4
+    formats = (ClassificationFormat,)
+    class_incremental = ClassIncrementalSetting()
     relative_cost = 1.6
     summary = "distil the initial model on reference data, L2 to the task start, weight ensemble"
     Options = ZSCLOptions
 
+    @classmethod
+    def reference_spec(cls, options: ZSCLOptions) -> ReferenceSpec:
+        """The reference images and captions: the folder and caption file, else the embedded
+        corpus drawn with its own seed, at its own 32 px (upsampled by the model's input)."""
+        return ReferenceSpec(
+            images=options.reference_images,
+            captions=options.reference_texts,
+            image_folder=options.reference_folder,
+            caption_file=options.caption_file,
+            corpus_seed=REFERENCE_SEED,
+            corpus_size=32,
+        )
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        o = self.options
-        embedded = o.reference_folder is None or o.caption_file is None
         self.initial = self.snapshot()  # the teacher: the pretrained model, frozen
-        if embedded:
-            images, captions = make_corpus(
-                max(o.reference_images, o.reference_texts), REFERENCE_SEED, progress=False
-            )
-        if o.reference_folder is not None:
-            self.reference_images = image_folder(
-                o.reference_folder, image_normalization(self.model)[2]
-            )
-        else:
-            self.reference_images = images[: o.reference_images]
-        if o.caption_file is not None:
-            unique = read_captions(o.caption_file, o.reference_texts)
-        else:
-            unique = list(dict.fromkeys(captions))[: o.reference_texts]
+        self.reference_images = self.reference.images
+        unique = self.reference.captions
         with torch.no_grad():
             tokens = self.tokenizer(unique).to(next(self.model.parameters()).device)
             self.reference_text = F.normalize(self.initial.encode_text(tokens), dim=-1)
 
-    def begin_task(self, task: TaskFormat, index: int) -> ZSCLState:
+    def begin_task(self, task: TaskFormat, index: int, draws: torch.Generator) -> ZSCLState:
         params = self.model_parameters()
         return ZSCLState(
-            classification_only(self, task),
+            task,
             index,
+            draws,
             start=[p.detach().clone() for p in params],
             ensemble=WeightAverage(params),
-            reference_draws=torch.Generator().manual_seed(REFERENCE_SEED + index),
             # The teacher's embedding of each reference image, once per task (not per run,
-            # so that a run resumed at a task boundary repeats the uninterrupted one exactly).
-            teacher_images=ImageCache(functools.partial(embed_images, self.initial)),
+            # so that a run resumed at a task boundary repeats the uninterrupted one exactly),
+            # keyed by the image's position among the reference images.
+            teacher_images=RowCache(functools.partial(embed_images, self.initial)),
         )
 
     def loss(self, batch: Batch, state: ZSCLState) -> torch.Tensor:
         o = self.options
         image = embed_images(self.model, batch.images)
         loss = self.classification_loss(image, state.task.text_side(self.model), batch.labels)
-        idx = torch.randint(
-            len(self.reference_images), (o.reference_batch,), generator=state.reference_draws
-        )
+        idx = torch.randint(len(self.reference_images), (o.reference_batch,), generator=state.draws)
         loss = add_image_text_distillation(
             loss,
             self.model,
-            state.teacher_images,
+            functools.partial(state.teacher_images, "reference", idx),
             self.reference_images[idx],
             self.reference_text,
             o.temperature,

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from clviz.analysis.drift.measures import linear_cka
-from clviz.analysis.metrics import bwt, transfer
+from clviz.core.metrics import bwt, transfer
 from clviz.methods.distill import distillation_loss
 from clviz.methods.moe.ddas import DDAS
 

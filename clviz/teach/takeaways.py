@@ -101,7 +101,7 @@ def drift_takeaways(
     summaries: Mapping[str, Mapping[str, float]], results: Mapping[str, RunResult]
 ) -> list[str]:
     """Notebook 07's take-aways from each method's drift summary
-    (:func:`clviz.experiments.main_job.drift_summary`: CKA of the final image embedding and of
+    (:func:`clviz.main_job.drift_summary`: CKA of the final image embedding and of
     the last image block against the initial model, the modality gap before and after) and
     from the runs' forgetting."""
     ft = summaries["finetune"]

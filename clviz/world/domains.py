@@ -16,6 +16,7 @@ from functools import partial
 
 import numpy as np
 
+from clviz.errors import InputError
 from clviz.world import render as R
 from clviz.world import sources as S
 
@@ -177,7 +178,7 @@ def _emoji_drawer(group: str, style: str) -> Drawer:
                 rng.uniform(-15, 15),
             )
             return R.add_noise(R.downsample(img, size), rng, 6)
-        raise ValueError(f"unknown emoji style {style!r}")
+        raise InputError(f"unknown emoji style {style!r}")
 
     return draw
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from clviz.core.task import PairTask
+from clviz.errors import InputError
 from clviz.world import render as R
 from clviz.world import sources as S
 from clviz.world.corpus import NUMBER_WORDS
@@ -218,7 +219,7 @@ def make_pair_task(
     The test split never depends on ``train_per_class``, so a low-shot task is evaluated on
     exactly the examples its full-data twin is evaluated on."""
     if kind not in _FAMILIES:
-        raise ValueError(f"unknown task family {kind!r}; valid families: {', '.join(_FAMILIES)}")
+        raise InputError(f"unknown task family {kind!r}; valid families: {', '.join(_FAMILIES)}")
     tr_x, tr_t, tr_y = _split(kind, "train", train_per_class, seed, image_size)
     te_x, te_t, te_y = _split(kind, "test", test_per_class, seed, image_size)
     return PairTask(kind, kind, _FAMILIES[kind][0], tr_t, tr_y, te_t, te_y, tr_x, te_x)

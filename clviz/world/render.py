@@ -12,6 +12,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from clviz.errors import InputError
+
 RGB = tuple[int, int, int]
 
 COLORS: dict[str, RGB] = {
@@ -113,7 +115,7 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[t
         y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) / 17
         pts = list(zip(x, y + 0.1, strict=True))
     else:
-        raise ValueError(f"unknown shape {shape!r}; valid shapes: {', '.join(SHAPES)}")
+        raise InputError(f"unknown shape {shape!r}; valid shapes: {', '.join(SHAPES)}")
     ca, sa = math.cos(angle), math.sin(angle)
     return [(cx + r * (x * ca - y * sa), cy + r * (x * sa + y * ca)) for x, y in pts]
 
@@ -177,7 +179,7 @@ def texture(
         cx, cy = rng.uniform(0, size, size=2)
         on = (np.hypot(xx - cx, yy - cy) % p) < p / 2
     else:
-        raise ValueError(f"unknown texture {name!r}; valid textures: {', '.join(TEXTURES)}")
+        raise InputError(f"unknown texture {name!r}; valid textures: {', '.join(TEXTURES)}")
     out = np.where(on[..., None], np.asarray(fg, np.uint8), np.asarray(bg, np.uint8))
     return out.astype(np.uint8)
 

@@ -12,11 +12,13 @@ Nothing here touches the network; every sprite is rendered once and cached in me
 from __future__ import annotations
 
 import unicodedata
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from clviz.errors import InputError
 
 OPENMOJI_CREDIT = (
     "Emoji drawings: OpenMoji, the open-source emoji and icon project (openmoji.org), "
@@ -76,7 +78,7 @@ def handwritten_digits() -> tuple[np.ndarray, np.ndarray]:
     return (data.images / 16.0).astype(np.float32), data.target.astype(np.int64)
 
 
-@cache
+@lru_cache(maxsize=64)  # at most 3 parts x 11 labels
 def digit_split(part: str, label: int | None = None) -> np.ndarray:
     """Indices of the handwritten digits reserved for ``part``: 'corpus', 'train' or 'test'.
 
@@ -91,7 +93,7 @@ def digit_split(part: str, label: int | None = None) -> np.ndarray:
         "test": (int(0.7 * n), n),
     }
     if part not in bounds:
-        raise ValueError(f"unknown digit split {part!r}; valid: {', '.join(bounds)}")
+        raise InputError(f"unknown digit split {part!r}; valid: {', '.join(bounds)}")
     lo, hi = bounds[part]
     idx = order[lo:hi]
     return idx if label is None else idx[handwritten_digits()[1][idx] == label]
@@ -125,7 +127,7 @@ def _font_path(font: str) -> Path:
     import matplotlib
 
     if font not in FONTS:
-        raise ValueError(f"unknown font {font!r}; valid fonts: {', '.join(FONTS)}")
+        raise InputError(f"unknown font {font!r}; valid fonts: {', '.join(FONTS)}")
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / FONTS[font]
 
 

@@ -29,6 +29,7 @@ import torch
 
 from clviz.core.store import memo, results_root
 from clviz.core.task import FEW_SHOT_K, Task
+from clviz.errors import InputError
 from clviz.world.domains import DOMAINS, Domain
 from clviz.world.seeding import balanced_labels, image_tensor, rng_for
 
@@ -160,9 +161,9 @@ def make_task(
     """
     domain = get_domain(name)
     if image_size < 16:
-        raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
+        raise InputError(f"image_size must be at least 16 pixels, got {image_size}")
     if train_per_class < 1 or test_per_class < 1:
-        raise ValueError("train_per_class and test_per_class must be positive")
+        raise InputError("train_per_class and test_per_class must be positive")
     train_x, train_y = cached_split(domain, "train", train_per_class, seed, image_size)
     test_x, test_y = cached_split(domain, "test", test_per_class, seed, image_size)
     return Task(
@@ -214,7 +215,7 @@ def few_shot(task: Task, k: int, seed: int = 0) -> Task:
     for c in range(task.num_classes):
         idx = torch.nonzero(task.train_labels == c).flatten().numpy()
         if len(idx) < k:
-            raise ValueError(
+            raise InputError(
                 f"task {task.name!r} has only {len(idx)} images of class {c}, wanted {k}"
             )
         keep.extend(rng.choice(idx, size=k, replace=False).tolist())

@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from clviz.analysis.drift.extract import FINAL, Snapshot
+from clviz.errors import InputError
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     """Linear CKA of two feature matrices over the same n examples (n x p, n x q)."""
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"CKA needs the same examples: {x.shape[0]} vs {y.shape[0]} rows")
+        raise InputError(f"CKA needs the same examples: {x.shape[0]} vs {y.shape[0]} rows")
     x = x.double() - x.double().mean(0)
     y = y.double() - y.double().mean(0)
     cross = (y.T @ x).norm() ** 2

@@ -22,7 +22,7 @@ from clviz.core.loop import Observer
 class DriftObserver(Observer):
     """Probe snapshots at every checkpoint of a run; ``features.pt`` in its store at the end."""
 
-    key = "drift"
+    name = "drift"
 
     def __init__(self, probe: Probe) -> None:
         self.probe = probe

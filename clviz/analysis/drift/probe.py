@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from clviz.core.formats import ClassificationFormat
+from clviz.errors import InputError
 
 DEFAULT_PER_CLASS = 6
 
@@ -53,7 +54,7 @@ def make_probe(tasks: Sequence[ClassificationFormat], per_class: int = DEFAULT_P
     """The first ``per_class`` test images of each class of every task (all of them where a
     class has fewer, as small real test splits do)."""
     if per_class < 2:
-        raise ValueError(f"per_class must be at least 2 (k-NN needs neighbours), got {per_class}")
+        raise InputError(f"per_class must be at least 2 (k-NN needs neighbours), got {per_class}")
     images, task_ids, labels = [], [], []
     for i, task in enumerate(tasks):
         chosen = [
@@ -62,7 +63,7 @@ def make_probe(tasks: Sequence[ClassificationFormat], per_class: int = DEFAULT_P
         ]
         idx = torch.cat(chosen)
         if len(idx) < 2:
-            raise ValueError(
+            raise InputError(
                 f"task {task.name!r} has {len(idx)} test image(s); the probe needs at least 2"
             )
         images.append(task.images("test")[idx])

@@ -9,13 +9,14 @@ from typing import Any
 from clviz.analysis.drift.measures import drift_curves
 from clviz.analysis.drift.store import DriftRecord, load_snapshots
 from clviz.core.result import RunResult
+from clviz.errors import InputError
 
 
 def records_of(results_by_method: Mapping[str, RunResult]) -> dict[str, DriftRecord]:
     """The probe features saved with each run (in its ``run_dir``), by method."""
     missing = [m for m, r in results_by_method.items() if r.run_dir is None]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"the results of {', '.join(missing)} have no run folder: pass results that a run "
             "store saved (clviz.experiments.run or compare), or RunResult.load(path)"
         )

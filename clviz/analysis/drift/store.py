@@ -16,6 +16,7 @@ from clviz.analysis.drift.extract import Snapshot
 from clviz.analysis.drift.probe import Probe
 from clviz.core.integrity import read_sealed, write_sealed
 from clviz.core.store import FEATURES
+from clviz.errors import MissingFileError
 
 
 @dataclass
@@ -72,7 +73,7 @@ def load_snapshots(run_dir: str | Path, key: str | None = None) -> DriftRecord:
     are none."""
     path = Path(run_dir) / FEATURES
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no probe features at {path}: the run is unfinished, or was made by a clviz that "
             "did not record them; rerun it (clviz run ... --force) to record them"
         )

@@ -47,9 +47,12 @@ from typing import Any
 import torch
 
 from clviz.core.formats import Batch, TaskFormat
+from clviz.core.method import Method, Stage, TaskState, TowerShape
 from clviz.core.result import MethodRecord, register_record
+from clviz.core.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, bounded
+from clviz.errors import InputError
 from clviz.methods.atlas.site import AtlasSite, attach_atlas, recording_alphas, site_info
-from clviz.methods.base import Method, Stage, TaskState, TowerShape, register_method
+from clviz.methods.registry import register_method
 from clviz.methods.sites import use_task
 
 STAGES = ("both", "stage1", "stage2")
@@ -61,19 +64,19 @@ class AtlasOptions:
     ``TrainConfig`` steps; ``stage2_steps`` None: ``stage2_share`` of them. The bottleneck is
     width / 8 on the tiny CLIP (the reference: 48 of 768, width / 16)."""
 
-    bottleneck: int = 16
-    lr: float = 1e-3
-    query_lr_scale: float = 100.0
-    ortho_weight: float = 0.1
-    stage1_steps: int | None = None
-    stage2_steps: int | None = None
-    stage1_share: float = 0.5
-    stage2_share: float = 1.0
+    bottleneck: int = bounded(16, AT_LEAST_ONE)
+    lr: float = bounded(1e-3, POSITIVE)
+    query_lr_scale: float = bounded(100.0, POSITIVE)
+    ortho_weight: float = bounded(0.1, NON_NEGATIVE)
+    stage1_steps: int | None = bounded(None, NON_NEGATIVE, count=True)
+    stage2_steps: int | None = bounded(None, NON_NEGATIVE, count=True)
+    stage1_share: float = bounded(0.5, NON_NEGATIVE)
+    stage2_share: float = bounded(1.0, NON_NEGATIVE)
     stages: str = "both"
 
     def __post_init__(self) -> None:
         if self.stages not in STAGES:
-            raise ValueError(f"stages must be one of {', '.join(STAGES)}, got {self.stages!r}")
+            raise InputError(f"stages must be one of {', '.join(STAGES)}, got {self.stages!r}")
 
 
 @register_record
@@ -101,6 +104,7 @@ class AtlasState(TaskState):
 @register_method
 class Atlas(Method):
     name = "atlas"
+    listing_order = 10
     relative_cost = 1.7
     summary = "two-stage adapters: reuse old adapters by per-task queries, then add a new one"
     Options = AtlasOptions
@@ -147,16 +151,16 @@ class Atlas(Method):
         return {"both": [1, 2], "stage1": [1], "stage2": [2]}[self.options.stages]
 
     # ------------------------------------------------------------------ learning a task
-    def begin_task(self, task: TaskFormat, index: int) -> AtlasState:
+    def begin_task(self, task: TaskFormat, index: int, draws: torch.Generator) -> AtlasState:
         """A query set for the task (copied from the newest) and its head."""
         if task.name in self.query_sets:
-            raise ValueError(f"task {task.name!r} was already learned; names must be unique")
+            raise InputError(f"task {task.name!r} was already learned; names must be unique")
         newest = len(self.query_sets) - 1 if self.query_sets else None
         (query_set,) = {site.add_task(newest) for site in self.sites.values()}
         self.model.to(self.device)  # new parameters are drawn on the CPU (same numbers anywhere)
         self.query_sets.append(task.name)
         self.add_head(task)
-        return AtlasState(task, index, query_set, self.stages_for_next())
+        return AtlasState(task, index, draws, query_set, self.stages_for_next())
 
     def stage_parameters(self, stage: int, state: AtlasState) -> list[dict[str, Any]]:
         """Freeze everything, then unfreeze what ``stage`` trains; returns param groups."""
@@ -164,17 +168,18 @@ class Atlas(Method):
             p.requires_grad_(False)
         head = self.heads.get(state.task.name)
         head_params = list(head.parameters()) if head is not None else []
+        task = state.task
         if stage == 1:
             queries = [site.exp_queries[state.query_set] for site in self.sites.values()]
-            groups = [{"params": queries, "lr": self.options.lr * self.options.query_lr_scale}]
+            groups = [{"params": queries, "lr": self.rate(task, self.options.query_lr_scale)}]
         else:
             new = []
             for site in self.sites.values():
                 new += [*site.adapters[-1].parameters(), site.keys[-1]]
                 new.append(site.new_queries[state.query_set])
-            groups = [{"params": new, "lr": self.options.lr}]
+            groups = [{"params": new, "lr": self.rate(task)}]
         if head_params:
-            groups.append({"params": head_params, "lr": self.options.lr})
+            groups.append({"params": head_params, "lr": self.rate(task)})
         for g in groups:
             for p in g["params"]:
                 p.requires_grad_(True)
@@ -190,7 +195,7 @@ class Atlas(Method):
                 self.adapter_owner.append(state.task.name)
             yield Stage(
                 self.stage_parameters(stage, state),
-                self.options.lr,
+                self.rate(state.task),
                 self.stage_steps(stage, state.index),
                 name=f"stage {stage}",
             )

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clviz.errors import InputError
 from clviz.methods.sites import Site, attach_sites, block_width, site_tower
 
 SITES = ("attn", "mlp")
@@ -121,9 +122,9 @@ class AtlasSite(Site):
     def add_adapter(self, task: int) -> int:
         """Append an adapter with a random key, owned by (the newest) ``task``."""
         if task != len(self.exp_queries) - 1 or len(self.new_queries[task]):
-            raise ValueError("only the newest task can add an adapter, and only one")
+            raise InputError("only the newest task can add an adapter, and only one")
         if len(self.exp_queries[task]) != len(self.adapters):
-            raise ValueError("the task's experience queries must cover every existing adapter")
+            raise InputError("the task's experience queries must cover every existing adapter")
         self.adapters.append(Adapter(self.width, self.bottleneck))
         self.keys.append(nn.Parameter(torch.randn(self.width)))
         self.new_queries[task] = nn.Parameter(torch.randn(1, self.width))

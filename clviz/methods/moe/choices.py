@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from clviz.core.clip import encode_images, encode_texts
+from clviz.errors import InputError
 from clviz.hooks import Trace
 from clviz.methods.moe.method import MoEAdaptersTaskId
 from clviz.methods.sites import use_task
@@ -32,9 +33,9 @@ def router_choices(
     layer name -> N x k expert indices (sorted per row). Give ``images`` (the image tower) or
     ``prompts`` (the text tower)."""
     if (images is None) == (prompts is None):
-        raise ValueError("give images or prompts (one tower at a time)")
+        raise InputError("give images or prompts (one tower at a time)")
     if not 0 <= router < len(next(iter(method.layers.values())).router):
-        raise ValueError(f"router {router} does not exist yet; the method has learned fewer tasks")
+        raise InputError(f"router {router} does not exist yet; the method has learned fewer tasks")
     visual = images is not None
     names = [n for n in method.layers if n.startswith("visual.") == visual]
     method.model.eval()

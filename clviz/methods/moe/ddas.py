@@ -35,11 +35,13 @@ Where we differ from the reference, and why:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from clviz.core.clip import encode_images
+from clviz.errors import InputError
 from clviz.hooks import clip_block_names, trace_batches
 
 POOLS = ("tokens", "mean")
@@ -96,7 +98,7 @@ class DDAS(nn.Module):
     ):
         super().__init__()
         if pool not in POOLS:
-            raise ValueError(f"unknown DDAS pooling {pool!r}; valid: {', '.join(POOLS)}")
+            raise InputError(f"unknown DDAS pooling {pool!r}; valid: {', '.join(POOLS)}")
         self.code_dims, self.steps, self.lr = code_dims, steps, lr
         self.weight_decay, self.batch_size = weight_decay, batch_size
         self.quantile, self.feature_block, self.pool = quantile, feature_block, pool
@@ -104,6 +106,32 @@ class DDAS(nn.Module):
         self.generic: TaskAutoencoder | None = None  # the generic autoencoder, once fitted
         self.register_buffer("threshold", torch.tensor(float("inf")))
         self.heldout: list[torch.Tensor] = []  # held-out features of each learned task
+        self.in_dims: int | None = None  # the features' width, once an autoencoder is trained
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything :meth:`restore` needs: the autoencoders' shape and number, their weights
+        and the threshold, and each task's held-out features."""
+        return {
+            "in_dims": self.in_dims,
+            "generic": self.generic is not None,
+            "tasks": len(self.autoencoders),
+            "weights": self.state_dict(),
+            "heldout": list(self.heldout),
+        }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Rebuild the autoencoders :meth:`checkpoint` describes, then load their weights."""
+        device = self.threshold.device
+        self.in_dims = saved["in_dims"]
+
+        def frozen() -> TaskAutoencoder:
+            return TaskAutoencoder(self.in_dims, self.code_dims).to(device).eval()
+
+        self.generic = frozen().requires_grad_(False) if saved["generic"] else None
+        self.autoencoders = nn.ModuleList(frozen() for _ in range(saved["tasks"]))
+        self.autoencoders.requires_grad_(False)
+        self.load_state_dict(saved["weights"])
+        self.heldout = [h.to(device) for h in saved["heldout"]]
 
     @torch.no_grad()
     def features(
@@ -117,7 +145,7 @@ class DDAS(nn.Module):
         """
         blocks = clip_block_names(model)["image"]
         if not -len(blocks) <= self.feature_block < len(blocks):
-            raise ValueError(
+            raise InputError(
                 f"DDAS reads the features after image block {self.feature_block}, but this "
                 f"backbone's image tower has {len(blocks)} block(s); set the option "
                 "ddas_block to one that exists"
@@ -141,7 +169,8 @@ class DDAS(nn.Module):
         self, features: torch.Tensor, generator: torch.Generator
     ) -> tuple[TaskAutoencoder, list[float]]:
         """A new autoencoder trained on ``features`` (frozen after), and its training losses."""
-        ae = TaskAutoencoder(features.shape[1], self.code_dims).to(features.device)
+        self.in_dims = features.shape[1]
+        ae = TaskAutoencoder(self.in_dims, self.code_dims).to(features.device)
         optimizer = torch.optim.Adam(ae.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         losses = []
         for _ in range(self.steps):

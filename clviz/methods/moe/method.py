@@ -35,38 +35,45 @@ from typing import Any
 import torch
 from torch import nn
 
-from clviz.backbone import image_normalization
 from clviz.core import distributed
 from clviz.core.clip import class_embeddings, image_features
-from clviz.core.formats import Batch, TaskFormat
-from clviz.core.result import MethodRecord, register_record
-from clviz.data.reference import image_folder
-from clviz.methods.base import (
+from clviz.core.formats import Batch, ClassificationFormat, TaskFormat
+from clviz.core.method import (
+    ClassIncrementalSetting,
     Method,
+    ReferenceSpec,
     TaskState,
     TowerShape,
-    classification_only,
-    register_method,
 )
-from clviz.methods.feature_cache import FeatureCache
+from clviz.core.result import MethodRecord, register_record
+from clviz.core.validation import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNBOUNDED,
+    Range,
+    bounded,
+)
+from clviz.errors import InputError
 from clviz.methods.moe.ddas import (
     DDAS,
     REFERENCE_THRESHOLDS,
-    TaskAutoencoder,
     selection_confusion,
 )
 from clviz.methods.moe.layer import attach_moe_adapters
-from clviz.methods.sites import use_task
-from clviz.world.corpus import make_corpus
+from clviz.methods.registry import register_method
+from clviz.methods.row_cache import RowCache
+from clviz.methods.sites import site_tower, use_task
 
 
 @dataclass
 class MoEOptions:
-    experts: int = 16
-    bottleneck: int = 64
-    top_k: int = 2
-    freeze_per_task: int = 2
-    lr: float = 1e-3
+    experts: int = bounded(16, AT_LEAST_ONE)
+    bottleneck: int = bounded(64, AT_LEAST_ONE)
+    top_k: int = bounded(2, AT_LEAST_ONE, at_most="experts")
+    freeze_per_task: int = bounded(2, NON_NEGATIVE, at_most="experts")
+    lr: float = bounded(1e-3, POSITIVE)
     balance_loss: bool = False
     one_router: bool = False  # every task shares router 0 (the reference's class-incremental code)
 
@@ -90,6 +97,13 @@ class MoEState(TaskState):
 @register_method
 class MoEAdaptersTaskId(Method):
     name = "moe-adapters-taskid"
+    listing_order = 8
+    # The reference's cil/ recipe: one shared router, 2 experts, no activate-freeze, its yaml's
+    # rate (stated so that no profile's rate replaces it), no label smoothing.
+    class_incremental = ClassIncrementalSetting(
+        options={"experts": 2, "top_k": 2, "freeze_per_task": 0, "one_router": True, "lr": 1e-3},
+        label_smoothing=0.0,
+    )
     summary = "MoE adapters with per-task routers and activate-freeze, told the task id"
     Options = MoEOptions
 
@@ -117,10 +131,6 @@ class MoEAdaptersTaskId(Method):
         self.selections: list[dict[str, list[int]]] = []  # counts per learned task and layer
         self.frozen_history: list[dict[str, list[int]]] = []  # frozen sets after each task
 
-    @property
-    def learning_rate(self) -> float:
-        return self.options.lr
-
     def add_router(self) -> int:
         """One more router in every layer; returns its index (the same in every layer)."""
         (index,) = {layer.router.add_task() for layer in self.layers.values()}
@@ -133,7 +143,7 @@ class MoEAdaptersTaskId(Method):
         return self.routers.index(task.name) if task.name in self.routers else len(self.routers) - 1
 
     # ------------------------------------------------------------------ learning a task
-    def begin_task(self, task: TaskFormat, index: int) -> MoEState:
+    def begin_task(self, task: TaskFormat, index: int, draws: torch.Generator) -> MoEState:
         if self.options.one_router and self.routers:
             router = 0  # the first task's router goes on learning (one router for all)
         else:
@@ -149,7 +159,7 @@ class MoEAdaptersTaskId(Method):
                 gate.requires_grad_(t == router)
                 noise.requires_grad_(t == router)
         self.add_head(task)
-        return MoEState(task, index, router)
+        return MoEState(task, index, draws, router)
 
     def trainable_parameters(self, state: TaskState) -> list[nn.Parameter]:
         head = self.heads.get(state.task.name)
@@ -206,6 +216,17 @@ class MoEAdaptersTaskId(Method):
         adapters = sum(p.numel() for layer in self.layers.values() for p in layer.parameters())
         return adapters, sum(p.numel() for p in self.model.parameters())
 
+    def parameter_breakdown(self, tasks: int) -> dict[str, int]:
+        """Routers for ``tasks`` tasks, then experts and routers counted per tower."""
+        while self.layers and len(next(iter(self.layers.values())).router.gates) < tasks:
+            self.add_router()
+        parts = {"image_experts": 0, "text_experts": 0, "image_routers": 0, "text_routers": 0}
+        for name, layer in self.layers.items():
+            tower = site_tower(name)
+            parts[f"{tower}_experts"] += sum(p.numel() for p in layer.experts.parameters())
+            parts[f"{tower}_routers"] += sum(p.numel() for p in layer.router.parameters())
+        return {**super().parameter_breakdown(tasks), **parts}
+
 
 FEATURE_BATCH = 256  # images per DDAS feature pass (the default evaluation batch: cache hits)
 GENERIC_CORPUS_SEED = 0  # the pretraining corpus's seed: its first images are the generic set
@@ -213,23 +234,29 @@ GENERIC_CORPUS_SEED = 0  # the pretraining corpus's seed: its first images are t
 
 @dataclass
 class MoEDDASOptions(MoEOptions):
-    ddas_steps: int = 300
-    ddas_code: int = 100
-    ddas_quantile: float = 0.95  # share of held-out in-distribution images kept in distribution
-    ddas_heldout: float = 0.1  # share of each task's training images kept from its autoencoder
+    ddas_steps: int = bounded(300, NON_NEGATIVE, count=True)
+    ddas_code: int = bounded(100, AT_LEAST_ONE, count=True)
+    # share of held-out in-distribution images kept in distribution
+    ddas_quantile: float = bounded(0.95, Range(0, 1, low_open=True))
+    # share of each task's training images kept from its autoencoder
+    ddas_heldout: float = bounded(0.1, FRACTION)
     per_batch: bool = False  # the reference decides once per evaluation batch
     ddas_pool: str = "tokens"  # DDAS features: every token ("tokens") or their mean ("mean")
-    ddas_block: int = -2  # the image block whose output DDAS reads (-2: the last but one)
-    feature_cache_mb: int = 1024  # DDAS features kept between evaluations; 0 turns it off
+    # the image block whose output DDAS reads (-2: the last but one)
+    ddas_block: int = bounded(-2, UNBOUNDED)
+    # DDAS features kept between evaluations; 0 turns it off
+    feature_cache_mb: int = bounded(1024, NON_NEGATIVE)
     ddas_generic: bool = True  # the reference's generic autoencoder (TinyImageNet there)
     generic_folder: str | None = None  # its images: a folder (any layout), else the embedded
-    generic_images: int = 1024  # generic images it learns (a seeded draw from the folder)
+    # generic images it learns (a seeded draw from the folder)
+    generic_images: int = bounded(1024, AT_LEAST_ONE, count=True)
     allow_embedded_generic: bool = True  # without generic_folder: the pretraining corpus
-    ddas_threshold: float | None = None  # a fixed threshold; None: calibrated on held-out
+    # a fixed threshold; None: calibrated on held-out
+    ddas_threshold: float | None = bounded(None, NON_NEGATIVE)
 
     def __post_init__(self) -> None:  # checked when the options are made: before any work
         if self.ddas_generic and self.generic_folder is None and not self.allow_embedded_generic:
-            raise ValueError(
+            raise InputError(
                 "DDAS's generic autoencoder learns generic images (TinyImageNet in the "
                 "reference): pass --options "
                 '\'{"generic_folder": "/path/to/tiny-imagenet/train"}\', '
@@ -284,6 +311,10 @@ class MoEAdapters(MoEAdaptersTaskId):
     folder is required unless ``allow_embedded_generic`` is set."""
 
     name = "moe-adapters"
+    listing_order = 9
+    formats = (ClassificationFormat,)
+    # a clviz extension: DDAS chooses the router where the reference's cil/ code shares one
+    class_incremental = ClassIncrementalSetting(label_smoothing=0.0, reference=False)
     relative_cost = 1.15
     summary = "MoE adapters with activate-freeze and the DDAS auto-selector (no task id)"
     Options = MoEDDASOptions
@@ -292,7 +323,7 @@ class MoEAdapters(MoEAdaptersTaskId):
         super().__init__(*args, **kwargs)
         o = self.options
         if o.one_router:
-            raise ValueError(
+            raise InputError(
                 "moe-adapters picks a router per task with DDAS, so it cannot share one router "
                 "(one_router); use moe-adapters-taskid with one_router=true, the reference's "
                 "class-incremental variant"
@@ -304,46 +335,49 @@ class MoEAdapters(MoEAdaptersTaskId):
             feature_block=o.ddas_block,
             pool=o.ddas_pool,
         ).to(self.device)
-        # Frozen by construction, so computed once per test batch, not once per matrix row.
-        self.generic_features = FeatureCache(self._backbone_features, o.feature_cache_mb << 20)
+        # Frozen by construction, so computed once per test image, not once per matrix row:
+        # keyed by (task name, split) and the image's position in the split.
+        self.generic_features = RowCache(self._backbone_features, o.feature_cache_mb << 20)
 
     def _backbone_features(self, images: torch.Tensor) -> torch.Tensor:
         """DDAS's input: frozen backbone features, every adapter bypassed."""
         with use_task(self.layers.values(), None):
             return self.ddas.features(self.model, images)
 
-    def generic_images(self):
-        """The generic autoencoder's images: a seeded draw of ``generic_images`` from
-        ``generic_folder``, else the first ones of the pretraining corpus."""
-        o, size = self.options, image_normalization(self.model)[2]
-        if o.generic_folder is None:
-            return make_corpus(o.generic_images, GENERIC_CORPUS_SEED, size, progress=False)[0]
-        folder = image_folder(o.generic_folder, size)
-        draw = torch.randperm(len(folder), generator=torch.Generator().manual_seed(0))
-        return folder.take(draw[: o.generic_images].sort().values)
+    @classmethod
+    def reference_spec(cls, options: MoEDDASOptions) -> ReferenceSpec:
+        """The generic autoencoder's images: ``generic_images`` of ``generic_folder`` (a fixed
+        subset, drawn once), else the first ones of the tiny CLIP's pretraining corpus."""
+        return ReferenceSpec(
+            images=options.generic_images,
+            image_folder=options.generic_folder,
+            corpus_seed=GENERIC_CORPUS_SEED,
+            draw_from_folder=True,
+        )
 
-    def fit_generic(self) -> None:
-        """Train the generic autoencoder (once, before the first task's); DDAS's feature pass
-        reads the images a batch at a time itself."""
-        feats = self._backbone_features(self.generic_images())
-        self.ddas.fit_generic(feats, torch.Generator().manual_seed(GENERIC_CORPUS_SEED))
+    def fit_generic(self, draws: torch.Generator) -> None:
+        """Train the generic autoencoder (once, before the first task's), its draws from
+        ``draws``; DDAS's feature pass reads the images a batch at a time itself."""
+        self.ddas.fit_generic(self._backbone_features(self.reference.images), draws)
 
     def end_task(self, state: TaskState) -> None:
         super().end_task(state)
         if self.options.ddas_generic and self.ddas.generic is None:
-            self.fit_generic()
-        task = classification_only(self, state.task)
-        generator = torch.Generator().manual_seed(state.index)
-        order = torch.randperm(task.size("train"), generator=generator)
+            self.fit_generic(state.draws)
+        task = state.task
+        order = torch.randperm(task.size("train"), generator=state.draws)
         n_held = max(1, int(self.options.ddas_heldout * len(order)))
         feats = self.split_features(task, "train")
-        self.ddas.fit_task(feats[order[n_held:]], feats[order[:n_held]], generator)
+        self.ddas.fit_task(feats[order[n_held:]], feats[order[:n_held]], state.draws)
 
     def split_features(self, task: TaskFormat, split: str) -> torch.Tensor:
         """DDAS features of a whole split, a batch at a time (a real dataset is read from disk
-        as it goes, never held as images); test batches hit the evaluation's cache."""
-        features = self.generic_features if split == "test" else self._backbone_features
-        return torch.cat([features(b.images) for b in task.batches(split, FEATURE_BATCH)])
+        as it goes, never held as images); test batches hit the evaluation's cache (the
+        training split's features, read once per task, are not kept)."""
+        batches = task.batches(split, FEATURE_BATCH)
+        if split != "test":
+            return torch.cat([self._backbone_features(b.images) for b in batches])
+        return torch.cat([self.generic_features.batch(task.name, b) for b in batches])
 
     def context(self, task: TaskFormat) -> AbstractContextManager:
         """A task with a router (what DDAS picks for its familiar images) goes through it;
@@ -353,11 +387,14 @@ class MoEAdapters(MoEAdaptersTaskId):
             return super().context(task)
         return use_task(self.layers.values(), None)
 
-    def route(self, images: torch.Tensor):
+    def route(self, images: torch.Tensor, features: torch.Tensor | None = None):
         """(chosen router, out-of-distribution flag, embedding) of each image, as DDAS routes
-        it (its task is never looked at)."""
+        it (its task is never looked at); ``features``: the images' DDAS features where known
+        (cached), else computed."""
         o = self.options
-        chosen = self.ddas.select(self.generic_features(images), o.per_batch, o.ddas_threshold)
+        if features is None:
+            features = self._backbone_features(images)
+        chosen = self.ddas.select(features, o.per_batch, o.ddas_threshold)
         selected, ood = chosen.task, chosen.ood
         with use_task(self.layers.values(), selected, ood):
             return selected, ood, image_features(self.model, images, batch_size=len(images))
@@ -375,12 +412,12 @@ class MoEAdapters(MoEAdaptersTaskId):
         the same router (the zero-shot head for the images sent to the backbone)."""
         if not len(self.ddas):
             return super().predictor(task)
-        task = classification_only(self, task)
 
         @torch.no_grad()
         def predict(batch: Batch) -> torch.Tensor:
             self.model.eval()
-            selected, ood, image = self.route(batch.images)
+            features = self.generic_features.batch(task.name, batch)
+            selected, ood, image = self.route(batch.images, features)
             logits = image.new_empty(len(batch), task.num_classes)
             for router, bypass in {(int(t), bool(o)) for t, o in zip(selected, ood, strict=True)}:
                 rows = (selected == router) & (ood == bypass)
@@ -442,28 +479,8 @@ class MoEAdapters(MoEAdaptersTaskId):
         return report
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            **super().state_dict(),
-            "ddas": self.ddas.state_dict(),
-            "ddas_heldout": self.ddas.heldout,
-        }
+        return {**super().state_dict(), "ddas": self.ddas.checkpoint()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        generic = state["ddas"].get("generic.encoder.0.weight")
-        if generic is not None:
-            self.ddas.generic = (
-                TaskAutoencoder(generic.shape[1], self.options.ddas_code)
-                .to(self.device)
-                .eval()
-                .requires_grad_(False)
-            )
-        for heldout in state["ddas_heldout"]:
-            self.ddas.autoencoders.append(
-                TaskAutoencoder(heldout.shape[1], self.options.ddas_code)
-                .to(self.device)
-                .eval()
-                .requires_grad_(False)
-            )
-        self.ddas.load_state_dict(state["ddas"])
-        self.ddas.heldout = [h.to(self.device) for h in state["ddas_heldout"]]
+        self.ddas.restore(state["ddas"])

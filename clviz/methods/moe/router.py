@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions.normal import Normal
 
+from clviz.errors import InputError
+
 NOISE_EPSILON = 1e-2
 
 
@@ -22,7 +24,7 @@ class NoisyTopKRouter(nn.Module):
     def __init__(self, width: int, num_experts: int, top_k: int = 2):
         super().__init__()
         if not 1 <= top_k <= num_experts:
-            raise ValueError(
+            raise InputError(
                 f"top_k must be between 1 and the number of experts ({num_experts}), got {top_k}"
             )
         self.width, self.num_experts, self.top_k = width, num_experts, top_k

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from clviz.errors import InputError
+
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Normalised per-class means (C x D) of normalised ``features`` (N x D).
@@ -23,7 +25,7 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) 
     counts = torch.bincount(labels, minlength=num_classes)
     if (counts == 0).any():
         missing = torch.nonzero(counts == 0).flatten().tolist()
-        raise ValueError(
+        raise InputError(
             f"classes {missing} have no sample; a prototype needs at least one image per class"
         )
     sums = torch.zeros(
@@ -82,8 +84,8 @@ def teacher_weights(confidences: torch.Tensor, sharpness: float = 1.0) -> torch.
     choice of the more confident teacher.
     """
     if confidences.ndim != 2:
-        raise ValueError(f"confidences must be N x K (samples x teachers), got {confidences.shape}")
+        raise InputError(f"confidences must be N x K (samples x teachers), got {confidences.shape}")
     if sharpness < 0:
-        raise ValueError(f"sharpness must be >= 0, got {sharpness}")
+        raise InputError(f"sharpness must be >= 0, got {sharpness}")
     logw = sharpness * torch.log(confidences.clamp_min(0) + 1e-6)
     return F.softmax(logw, dim=-1)

@@ -46,10 +46,11 @@ from torch import nn
 from clviz.analysis.drift.measures import modality_gap
 from clviz.core.clip import class_embeddings, embed_images, image_features
 from clviz.core.formats import Batch, ClassificationFormat, TaskFormat, logit_scale
+from clviz.core.method import Method, Stage, TaskState
 from clviz.core.result import MethodRecord, register_record
-from clviz.methods.base import Method, Stage, TaskState, classification_only, register_method
+from clviz.core.validation import NON_NEGATIVE, POSITIVE, PROBABILITY, Range, bounded
+from clviz.errors import InputError
 from clviz.methods.distill import soft_cross_entropy
-from clviz.methods.feature_cache import ImageCache
 from clviz.methods.mulki.losses import (
     class_means,
     feature_distillation,
@@ -58,6 +59,8 @@ from clviz.methods.mulki.losses import (
     teacher_weights,
     true_class_confidence,
 )
+from clviz.methods.registry import register_method
+from clviz.methods.row_cache import RowCache
 from clviz.methods.weights import WeightAverage, interpolate_, state_copy
 
 WEIGHT_BINS = 10  # histogram bins of the initial teacher's weight over [0, 1]
@@ -72,32 +75,39 @@ class MulKIOptions:
     add: bool = True  # stage 2: distil features and relations from the two teachers
     distinguish: bool = True  # stage 3: per-sample teacher weights (off: 1/2 each)
     connect: bool = True  # stage 4: weight averaging within and interpolation across tasks
-    prototype_weight: float = 1.0  # weight of the prototype-text contrastive loss
+    # weight of the prototype-text contrastive loss
+    prototype_weight: float = bounded(1.0, NON_NEGATIVE)
     prototype_update: str = "gradient"  # "gradient" or "momentum"
-    prototype_lr_scale: float = 10.0  # gradient mode: prototypes learn this much faster
-    prototype_momentum: float = 0.9  # momentum mode: P <- m P + (1 - m) batch class mean
-    feature_weight: float = 1.0  # stage 2: 1 - cos(student, teacher) image features
-    intra_weight: float = 1.0  # stage 2: image-to-prototype relations
-    inter_weight: float = 1.0  # stage 2: image-to-text relations
-    temperature: float = 2.0  # of the relation distillation
-    sharpness: float = 1.0  # stage 3: w_k proportional to confidence ** sharpness
-    we_every: int = 10  # stage 4: weight-average period in steps (0: no averaging)
-    alpha: float = 0.5  # stage 4: weight of the new task's model in the interpolation
+    # gradient mode: prototypes learn this much faster
+    prototype_lr_scale: float = bounded(10.0, POSITIVE)
+    # momentum mode: P <- m P + (1 - m) batch class mean
+    prototype_momentum: float = bounded(0.9, Range(0, 1, high_open=True))
+    # stage 2: 1 - cos(student, teacher) image features
+    feature_weight: float = bounded(1.0, NON_NEGATIVE)
+    intra_weight: float = bounded(1.0, NON_NEGATIVE)  # stage 2: image-to-prototype relations
+    inter_weight: float = bounded(1.0, NON_NEGATIVE)  # stage 2: image-to-text relations
+    temperature: float = bounded(2.0, POSITIVE)  # of the relation distillation
+    # stage 3: w_k proportional to confidence ** sharpness
+    sharpness: float = bounded(1.0, NON_NEGATIVE)
+    # stage 4: weight-average period in steps (0: no averaging)
+    we_every: int = bounded(10, NON_NEGATIVE, count=True)
+    # stage 4: weight of the new task's model in the interpolation
+    alpha: float = bounded(0.5, PROBABILITY)
 
     def __post_init__(self) -> None:
         if self.prototype_update not in PROTOTYPE_UPDATES:
-            raise ValueError(
+            raise InputError(
                 f"prototype_update must be one of {PROTOTYPE_UPDATES}, "
                 f"got {self.prototype_update!r}"
             )
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+            raise InputError(f"alpha must be in [0, 1], got {self.alpha}")
         if not 0.0 <= self.prototype_momentum < 1.0:
-            raise ValueError(f"prototype_momentum must be in [0, 1), got {self.prototype_momentum}")
+            raise InputError(f"prototype_momentum must be in [0, 1), got {self.prototype_momentum}")
         if self.temperature <= 0 or self.prototype_lr_scale <= 0:
-            raise ValueError("temperature and prototype_lr_scale must be positive")
+            raise InputError("temperature and prototype_lr_scale must be positive")
         if self.sharpness < 0 or self.we_every < 0:
-            raise ValueError("sharpness and we_every must be >= 0")
+            raise InputError("sharpness and we_every must be >= 0")
 
 
 @dataclass
@@ -145,7 +155,7 @@ class MulKIState(TaskState):
     prototype_scale: float
     teachers: list[nn.Module]  # [pretrained] + [previous task's model] from the second task
     teacher_text: list[torch.Tensor]
-    teacher_images: list[ImageCache]  # each teacher's embedding of each image, once per task
+    teacher_images: list[RowCache]  # each teacher's embedding of each image, once per task
     average: WeightAverage | None
     record: MulKITaskRecord
     weights: list[torch.Tensor] = field(default_factory=list)  # pretrained teacher, per step
@@ -160,6 +170,8 @@ class MulKIState(TaskState):
 @register_method
 class MulKI(Method):
     name = "mulki"
+    listing_order = 7
+    formats = (ClassificationFormat,)
     relative_cost = 1.1
     summary = "prototypes aligned with text, two-teacher relation distillation, weight averaging"
     Options = MulKIOptions
@@ -170,9 +182,8 @@ class MulKI(Method):
         self.records: list[MulKITaskRecord] = []
 
     # ------------------------------------------------------------------ task set-up
-    def begin_task(self, task: TaskFormat, index: int) -> MulKIState:
+    def begin_task(self, task: TaskFormat, index: int, draws: torch.Generator) -> MulKIState:
         o = self.options
-        task = classification_only(self, task)
         before = state_copy(self.model.state_dict())
         previous = self.snapshot() if index > 0 else None
         initial_feats = image_features(self.initial, task.images("train"))
@@ -189,12 +200,13 @@ class MulKI(Method):
         return MulKIState(
             task,
             index,
+            draws,
             before=before,
             prototypes_param=nn.Parameter(stored, requires_grad=learn),
             prototype_scale=scale,
             teachers=teachers,
             teacher_text=teacher_text,
-            teacher_images=[ImageCache(functools.partial(embed_images, t)) for t in teachers],
+            teacher_images=[RowCache(functools.partial(embed_images, t)) for t in teachers],
             average=WeightAverage(self.model_parameters()) if o.connect else None,
             record=MulKITaskRecord(task.name, index, *before_alignment),
         )
@@ -203,9 +215,7 @@ class MulKI(Method):
         params = self.model_parameters()
         if state.prototypes_param.requires_grad:
             params = [*params, state.prototypes_param]
-        yield Stage(
-            params, self.learning_rate_for(state.task), self.train_config.steps_for(state.index)
-        )
+        yield Stage(params, self.rate(state.task), self.train_config.steps_for(state.index))
 
     # ------------------------------------------------------------------ the objective
     def loss(self, batch: Batch, state: MulKIState) -> torch.Tensor:
@@ -233,7 +243,7 @@ class MulKI(Method):
         losses, confidences = [], []
         for teacher, teacher_text in zip(state.teacher_images, state.teacher_text, strict=True):
             with torch.no_grad():
-                feats = teacher(batch.images)
+                feats = teacher.batch(state.task.name, batch)  # keyed by the batch's positions
                 inter = relation_logits(feats, teacher_text, scale)
                 intra = relation_logits(feats, anchors, scale)
             per_sample = torch.zeros_like(labels, dtype=image.dtype)

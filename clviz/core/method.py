@@ -1,9 +1,10 @@
-"""The contract every continual-learning method fulfils, and the registry that names them.
+"""The contract every continual-learning method fulfils (the registry that names them is
+:mod:`clviz.methods.registry`).
 
 The engine (:func:`clviz.core.loop.learn_task`) owns the training loop; a method answers a
 handful of questions about each task, in this order::
 
-    state = method.begin_task(task, index)       # set up: teachers, routers, queries, heads
+    state = method.begin_task(task, index, draws)  # set up: teachers, routers, queries, heads
     for stage in method.stages(state):           # what trains, at which rate, for how long
         ... method.loss(batch, state) ...         # under method.context(task), one batch a step
         ... method.after_step(state, step) ...    # weight ensembles, prototype updates
@@ -25,10 +26,9 @@ learns classification, image-text matching, VQA and text-only tasks.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -39,16 +39,23 @@ from clviz.core.clip import class_embeddings, image_features
 from clviz.core.config import TrainConfig
 from clviz.core.device import module_device
 from clviz.core.formats import Batch, ClassificationFormat, ScoreHead, TaskFormat, logit_scale
+from clviz.core.rates import resolve_rate
 from clviz.core.result import MethodRecord
-from clviz.core.validation import check_options
+from clviz.errors import InputError
 
 
 @dataclass
 class TaskState:
-    """What a method holds while it learns one task; subclasses add their own fields."""
+    """What a method holds while it learns one task; subclasses add their own fields.
+
+    ``draws`` is the generator of every random draw the method makes on the task (reference
+    images, a replay memory, a held-out split): the loop seeds it from the run's seed and the
+    task's index alone (:func:`clviz.core.loop.task_draws`), so two seeds draw differently and a
+    resumed run draws what an uninterrupted one did."""
 
     task: TaskFormat
     index: int  # position of the task in the stream
+    draws: torch.Generator
 
 
 @dataclass
@@ -75,6 +82,49 @@ class NoOptions:
     """A method without hyper-parameters of its own."""
 
 
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """The data a method reads beside its tasks (ZSCL's distillation set, DDAS's generic
+    images), as the method's options describe it. A method never reads data itself: the
+    registry loads what it declares (:func:`clviz.data.reference.load_reference`) and hands it
+    over as :class:`Reference`.
+
+    Images come from ``image_folder`` (every file; or, with ``draw_from_folder``, ``images`` of
+    them drawn once with ``folder_seed``: a fixed subset, like a dataset split), else from the
+    embedded world's pretraining corpus drawn with ``corpus_seed`` (its first ``images``, at
+    ``corpus_size`` px; None: the model's input size). Captions: the first ``captions`` distinct
+    lines of ``caption_file``, else of the same corpus."""
+
+    images: int
+    captions: int = 0
+    image_folder: str | None = None
+    caption_file: str | None = None
+    corpus_seed: int = 0
+    corpus_size: int | None = None
+    draw_from_folder: bool = False
+    folder_seed: int = 0
+
+
+@dataclass
+class Reference:
+    """Loaded reference data: images (a uint8 tensor, or a lazy store read as needed) and
+    captions."""
+
+    images: Any
+    captions: list[str]
+
+
+@dataclass(frozen=True)
+class ClassIncrementalSetting:
+    """How a method is trained class-incrementally, on the reference code's ``cil/`` recipe:
+    the options it sets there and its label smoothing. ``reference`` is False for a clviz
+    extension that the references do not run class-incrementally."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    label_smoothing: float = 0.2
+    reference: bool = True
+
+
 class Method:
     """Base class: full-model training with the suite's shared loss; subclasses override hooks."""
 
@@ -85,15 +135,38 @@ class Method:
     # seconds in benchmarks/RESULTS.md): the longest runs start first when runs train side
     # by side (clviz.experiments.workers). A scheduling hint only; no number depends on it.
     relative_cost: ClassVar[float] = 1.0
+    # Where list_methods() places the method: baselines first, then the papers' methods.
+    listing_order: ClassVar[int] = 100
+    # The task formats it learns (TaskFormat: every one), checked before any training.
+    formats: ClassVar[tuple[type[TaskFormat], ...]] = (TaskFormat,)
+    # Its class-incremental recipe (clviz.experiments.class_incremental); None: it has none.
+    class_incremental: ClassVar[ClassIncrementalSetting | None] = None
 
     def __init__(
-        self, model: nn.Module, tokenizer, train: TrainConfig | None = None, options: Any = None
+        self,
+        model: nn.Module,
+        tokenizer,
+        train: TrainConfig | None = None,
+        options: Any = None,
+        reference: Reference | None = None,
     ):
         self.model = model
         self.tokenizer = tokenizer
         self.train_config = train if train is not None else TrainConfig()
         self.options = options if options is not None else self.Options()
         self.heads: dict[str, nn.Module] = {}  # per-task heads (matching tasks), by task name
+        spec = self.reference_spec(self.options)
+        if spec is not None and reference is None:
+            raise InputError(
+                f"{self.name} reads reference data ({spec}); build it with "
+                "clviz.methods.build_method, which loads it, or pass reference="
+            )
+        self.reference = reference
+
+    @classmethod
+    def reference_spec(cls, options: Any) -> ReferenceSpec | None:
+        """The data the method reads beside its tasks, from its options (None: none)."""
+        return None
 
     @classmethod
     def added_parameters(cls, options: Any, shape: dict[str, TowerShape], tasks: int) -> int:
@@ -102,16 +175,17 @@ class Method:
         return 0
 
     # ------------------------------------------------------------------ learning a task
-    def begin_task(self, task: TaskFormat, index: int) -> TaskState:
-        """Set up for learning ``task`` (the ``index``-th of the stream); returns its state."""
+    def begin_task(self, task: TaskFormat, index: int, draws: torch.Generator) -> TaskState:
+        """Set up for learning ``task`` (the ``index``-th of the stream), whose random draws
+        come from ``draws``; returns its state."""
         self.add_head(task)
-        return TaskState(task, index)
+        return TaskState(task, index, draws)
 
     def stages(self, state: TaskState) -> Iterator[Stage]:
         """The optimisation stages of the task (one, by default)."""
         yield Stage(
             self.trainable_parameters(state),
-            self.learning_rate_for(state.task),
+            self.rate(state.task),
             self.train_config.steps_for(state.index),
         )
 
@@ -188,15 +262,11 @@ class Method:
         """Where the model lives: everything the method creates goes there too."""
         return module_device(self.model)
 
-    @property
-    def learning_rate(self) -> float:
-        """The optimiser's learning rate (adapter methods take theirs from their options)."""
-        return self.train_config.lr
-
-    def learning_rate_for(self, task: TaskFormat) -> float:
-        """``task``'s base rate: ``TrainConfig.task_lr[task.name]`` where given (a reference's
-        per-task rates), else :attr:`learning_rate`."""
-        return (self.train_config.task_lr or {}).get(task.name, self.learning_rate)
+    def rate(self, task: TaskFormat, scale: float = 1.0) -> float:
+        """The learning rate of a parameter group of ``task`` (``scale`` times the task's base
+        rate), as :func:`clviz.core.rates.resolve_rate` decides it: the per-task table, else
+        the method's own ``lr`` option, else the run's rate."""
+        return resolve_rate(self.train_config, self.options, task.name, scale)
 
     def model_parameters(self) -> list[nn.Parameter]:
         """Every weight of the model but the logit scale (what full fine-tuning trains)."""
@@ -260,62 +330,21 @@ class Method:
         total = sum(p.numel() for p in self.model.parameters())
         return sum(p.numel() for p in self.model_parameters()), total
 
-
-def classification_only(method: Method, task: TaskFormat) -> ClassificationFormat:
-    """``task``, checked to be image classification (what most methods are defined for)."""
-    if not isinstance(task, ClassificationFormat):
-        raise ValueError(
-            f"{method.name} learns image classification tasks only; {task.name!r} is a "
-            f"{task.modality} task (atlas and finetune learn every format)"
-        )
-    return task
+    def parameter_breakdown(self, tasks: int) -> dict[str, int]:
+        """The method's parameters after ``tasks`` tasks, without training: ``trainable`` and
+        ``total``, and the parts the method names (MoE-Adapters: experts and routers per
+        tower). Methods whose parameters grow per task grow them here first."""
+        trainable, total = self.count_parameters()
+        return {"trainable": trainable, "total": total}
 
 
-METHODS: dict[str, type[Method]] = {}
-
-
-def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator: make ``cls`` available under ``cls.name``."""
-    if not cls.name or cls.name in METHODS:
-        raise ValueError(f"method name {cls.name!r} is empty or already registered")
-    METHODS[cls.name] = cls
-    return cls
-
-
-def list_methods() -> list[str]:
-    return list(METHODS)
-
-
-def get_method(name: str) -> type[Method]:
-    """The method class called ``name``; the error lists the valid names."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
-    return METHODS[name]
-
-
-def make_options(cls: type[Method], values: dict[str, Any] | None) -> Any:
-    """Build ``cls.Options`` from a dict; unknown keys raise with the valid ones listed, and
-    values of the wrong type or out of range name their option
-    (:func:`~clviz.core.validation.check_options`)."""
-    values = dict(values or {})
-    valid = {f.name for f in dataclasses.fields(cls.Options)}
-    unknown = sorted(set(values) - valid)
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} for method {cls.name!r}; "
-            f"valid options: {', '.join(sorted(valid)) or 'none'}"
-        )
-    check_options(cls.name, cls.Options, values)
-    return cls.Options(**values)
-
-
-def build_method(
-    name: str,
-    model: nn.Module,
-    tokenizer,
-    train: TrainConfig | None = None,
-    options: dict[str, Any] | None = None,
-) -> Method:
-    """The registered method ``name`` on ``model``, with ``options`` checked by name."""
-    cls = get_method(name)
-    return cls(model, tokenizer, train, make_options(cls, options))
+def check_formats(method: Method | type[Method], tasks: Sequence[TaskFormat]) -> None:
+    """Refuse, before any training, tasks whose format ``method`` does not learn (its
+    :attr:`Method.formats`), naming the formats it does."""
+    for task in tasks:
+        if not isinstance(task, method.formats):
+            learns = " and ".join(f.kind for f in method.formats)
+            raise InputError(
+                f"{method.name} learns {learns} tasks only; {task.name!r} is a {task.kind} "
+                "task: choose a method that learns it ('clviz list' shows what each learns)"
+            )

@@ -29,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from clviz.errors import InputError
 
-class MatrixError(ValueError):
+
+class MatrixError(InputError):
     """A malformed accuracy matrix; the message names the offending row."""
 
 
@@ -224,7 +226,7 @@ def metrics_for(protocol: str, matrix: np.ndarray | list) -> Summary | ClassIncr
     if protocol == "class-incremental":
         column = np.asarray(matrix, dtype=np.float64)[:, 0]
         return ClassIncrementalSummary(float(np.mean(column)), float(column[-1]))
-    raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    raise InputError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
 
 
 def task_curves(a: np.ndarray) -> np.ndarray:
