@@ -104,10 +104,11 @@ def profile_training(name: str, model, tokenizer, first, second, args) -> dict[s
     learn_task(method, first, 0, seed=0, progress=False)
     task = second.for_training(method.train_config.prompts)
     state = method.begin_task(task, 1, draws_for(0))
-    stage = next((s for s in method.stages(state) if s.params), None)
+    started = ((s, s.start()) for s in method.stages(state))
+    stage, params = next(((s, p) for s, p in started if p), (None, None))
     if stage is None:  # training-free (zero-shot): evaluation only
         return {"evaluation": evaluation_ms(method, second)}
-    optimizer = torch.optim.AdamW(stage.params, lr=stage.lr, fused=True)
+    optimizer = torch.optim.AdamW(params, lr=stage.lr, fused=True)
     generator = torch.Generator().manual_seed(0)
     n = task.size("train")
     draws = [
@@ -138,7 +139,7 @@ def profile_training(name: str, model, tokenizer, first, second, args) -> dict[s
     per_step["step"] = sum(
         per_step[k] for k in ("data", "forward + loss", "backward", "optimiser", "after step")
     )
-    flat = [q for p in stage.params for q in (p["params"] if isinstance(p, dict) else [p])]
+    flat = [q for p in params for q in (p["params"] if isinstance(p, dict) else [p])]
     per_step["trainable M"] = sum(q.numel() for q in flat) / 1e6
     per_step["evaluation"] = evaluation_ms(method, second)
     return per_step

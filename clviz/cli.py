@@ -256,9 +256,17 @@ def _list(args: argparse.Namespace) -> int:
     from clviz.methods import METHODS
     from clviz.world.tasks import STREAMS, get_domain
 
+    from clviz.core.formats import TaskFormat
+
     print("methods:")
     for name, cls in METHODS.items():
         print(f"  {name:<16} {cls.summary}")
+        learns = (
+            "every task format"
+            if cls.formats == (TaskFormat,)
+            else (" and ".join(f.kind for f in cls.formats) + " tasks only")
+        )
+        print(f"  {'':<16} learns {learns}")
     print("streams:")
     for name, spec in STREAMS.items():
         print(f"  {name:<16} {spec.description} ({spec.train_per_class} train images per class)")

@@ -107,19 +107,24 @@ def test_stages_freeze_the_right_parameters_and_stage1_weights_do_not_move(make_
     state = method.begin_task(task, 1, draws_for(0))
     generator = torch.Generator().manual_seed(1)
     queries = site.exp_queries[state.query_set]
-    for stage in method.stages(state):
-        trainable = {id(p) for g in stage.params for p in g["params"]}
+    adapters = method.num_adapters
+    stages = list(method.stages(state))
+    assert method.num_adapters == adapters, "describing the stages changed nothing"
+    for stage in stages:
+        groups = stage.start()
+        trainable = {id(p) for g in groups for p in g["params"]}
         assert all(p.requires_grad == (id(p) in trainable) for p in method.model.parameters())
         if stage.name == "stage 1":
             assert queries.requires_grad and not site.keys[0].requires_grad
             assert not any(p.requires_grad for p in site.adapters[0].parameters())
-            assert stage.params[0]["lr"] == pytest.approx(
+            assert groups[0]["lr"] == pytest.approx(
                 method.options.lr * method.options.query_lr_scale
             )
         else:
             after_stage1 = queries.detach().clone()
             assert not queries.requires_grad
-        optimize(method, state, stage, generator, progress=False)
+            assert method.num_adapters == adapters + 1  # stage 2 began: the task's adapter
+        optimize(method, state, stage, groups, generator, progress=False)
     method.end_task(state)
     assert method.stages_run["matching"] == [1, 2]
     assert not torch.equal(after_stage1, old_queries[:1])  # stage 1 ran

@@ -111,7 +111,9 @@ def test_reference_recipe_one_epoch_one_template(tmp_path):
     assert reference_config("finetune", "mtil").train.lr == 7.1e-6
     ddas = reference_config("moe-adapters")  # clviz's extension: DDAS picks the router
     assert (ddas.method, ddas.options.get("one_router"), ddas.train.label_smoothing) == (
-        "moe-adapters", None, 0.0
+        "moe-adapters",
+        None,
+        0.0,
     )
     with pytest.raises(ValueError, match="no class-incremental reference recipe for 'lwf'"):
         reference_config("lwf")

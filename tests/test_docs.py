@@ -5,32 +5,39 @@ from __future__ import annotations
 import copy
 import re
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
+import clviz.methods
 from clviz.core import TrainConfig, run_stream
-from clviz.methods import METHODS, build_method
+from clviz.methods import METHODS, build_method, discover
 from clviz.world import get_stream
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 @pytest.fixture
-def example_method():
+def example_method(tmp_path):
+    """The document's method saved as ``l2sp.py`` in a folder the methods package searches
+    (added to its path for the test only), then found by the registry alone."""
     text = (DOCS / "add_a_method.md").read_text()
     (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    module = types.ModuleType("docs_example")  # dataclasses look their module up
-    sys.modules[module.__name__] = module
-    exec(compile(code, "docs/add_a_method.md", "exec"), module.__dict__)
-    yield module.L2SP
-    METHODS.pop("l2sp", None)
-    del sys.modules[module.__name__]
+    (tmp_path / "l2sp.py").write_text(code)
+    clviz.methods.__path__.append(str(tmp_path))
+    try:
+        assert "l2sp" not in METHODS
+        discover()
+        yield METHODS["l2sp"]
+    finally:
+        clviz.methods.__path__.remove(str(tmp_path))
+        METHODS.pop("l2sp", None)
+        sys.modules.pop("clviz.methods.l2sp", None)
 
 
 def test_the_one_file_method_registers_and_learns_a_stream(example_method, tiny):
-    assert METHODS["l2sp"] is example_method
+    assert example_method.__module__ == "clviz.methods.l2sp" and example_method.name == "l2sp"
+    assert list(METHODS)[-1] == "l2sp"  # listed after the built-in methods
     train = TrainConfig(steps=3, batch_size=8)
     method = build_method("l2sp", copy.deepcopy(tiny[0]), tiny[2], train, {"weight": 0.5})
     result = run_stream(method, get_stream("smoke")[:2], progress=False)

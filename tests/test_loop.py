@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from clviz.core import Observer, RunStore, learn_task, run_stream
-from clviz.core.loop import ObserverError
 from clviz.core.config import RunConfig, TrainConfig
+from clviz.core.loop import ObserverError
 from clviz.core.store import RunDirError
 from clviz.experiments.runs import run, run_store
 from clviz.methods import build_method

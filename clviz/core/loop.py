@@ -150,15 +150,20 @@ def check_finite(
 
 
 def optimize(
-    method: Method, state: TaskState, stage: Stage, generator: torch.Generator, progress: bool
+    method: Method,
+    state: TaskState,
+    stage: Stage,
+    params: list,
+    generator: torch.Generator,
+    progress: bool,
 ) -> StageStats:
-    """``stage.steps`` AdamW steps, each on ``batch_size`` training examples drawn with
-    replacement by ``generator``, of ``method.loss`` under the task's context, the rate
-    following ``TrainConfig.schedule``."""
+    """``stage.steps`` AdamW steps on ``params`` (the started stage's), each on ``batch_size``
+    training examples drawn with replacement by ``generator``, of ``method.loss`` under the
+    task's context, the rate following ``TrainConfig.schedule``."""
     task, train = state.task, method.train_config
     model = method.model
     optimizer = torch.optim.AdamW(
-        stage.params,
+        params,
         lr=stage.lr,
         weight_decay=train.weight_decay,
         betas=train.betas,
@@ -236,11 +241,11 @@ def learn_task(
     )
     for observer in observers:
         observer.on_task_start(method, state)
-    stages = [
-        optimize(method, state, stage, generator, progress)
-        for stage in method.stages(state)
-        if stage.steps and stage.params
-    ]
+    stages = []
+    for stage in method.stages(state):
+        params = stage.start()
+        if stage.steps and params:
+            stages.append(optimize(method, state, stage, params, generator, progress))
     for observer in observers:
         observer.on_task_trained(method, state)
     method.end_task(state)

@@ -61,12 +61,23 @@ class TaskState:
 @dataclass
 class Stage:
     """One optimisation stage: AdamW over ``params`` (parameters, or groups with their own
-    ``lr``) at ``lr`` for ``steps`` steps. A stage with no steps or no parameters is skipped."""
+    ``lr``) at ``lr`` for ``steps`` steps. A stage with no steps or no parameters is skipped.
 
-    params: list[nn.Parameter] | list[dict[str, Any]]
+    A stage only describes: what must change when it starts (ATLAS's new adapter) is its
+    ``begin``, which the loop runs first (:meth:`start`); ``params`` may then be a function,
+    read after ``begin``."""
+
+    params: list[nn.Parameter] | list[dict[str, Any]] | Callable[[], list]
     lr: float
     steps: int
     name: str = "train"
+    begin: Callable[[], None] | None = None
+
+    def start(self) -> list[nn.Parameter] | list[dict[str, Any]]:
+        """Begin the stage (its ``begin``) and return what it trains: what the loop does."""
+        if self.begin is not None:
+            self.begin()
+        return self.params() if callable(self.params) else self.params
 
 
 @dataclass(frozen=True)

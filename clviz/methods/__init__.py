@@ -24,6 +24,7 @@ discover()
 __all__ = [
     "METHODS",
     "build_method",
+    "discover",
     "get_method",
     "list_methods",
     "make_options",

@@ -39,6 +39,7 @@ very class through the same loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -186,19 +187,25 @@ class Atlas(Method):
         return groups
 
     def stages(self, state: AtlasState) -> Iterator[Stage]:
+        """Experience learning (1), then novel knowledge (2); each changes the model only when
+        the loop begins it (:meth:`begin_stage`)."""
         for stage in state.stages:
-            state.stage = stage
-            if stage == 2:  # novel knowledge: the task's own adapter, key and query
-                for site in self.sites.values():
-                    site.add_adapter(state.query_set)
-                self.model.to(self.device)
-                self.adapter_owner.append(state.task.name)
             yield Stage(
-                self.stage_parameters(stage, state),
+                functools.partial(self.stage_parameters, stage, state),
                 self.rate(state.task),
                 self.stage_steps(stage, state.index),
                 name=f"stage {stage}",
+                begin=functools.partial(self.begin_stage, stage, state),
             )
+
+    def begin_stage(self, stage: int, state: AtlasState) -> None:
+        """Stage 2 (novel knowledge) gives the task its own adapter, key and query."""
+        state.stage = stage
+        if stage == 2:
+            for site in self.sites.values():
+                site.add_adapter(state.query_set)
+            self.model.to(self.device)
+            self.adapter_owner.append(state.task.name)
 
     def ortho_loss(self, state: AtlasState, keys: bool) -> torch.Tensor:
         """The summed orthogonality penalty of every site (unweighted)."""

@@ -265,6 +265,28 @@ class MoEDDASOptions(MoEOptions):
             )
 
 
+class TestErrors:
+    """DDAS's errors on one task's test set, filled batch by batch as an evaluation goes: the
+    N x T task errors and the N generic errors (on the CPU)."""
+
+    def __init__(self, size: int, tasks: int) -> None:
+        self.errors = torch.full((size, tasks), float("nan"))
+        self.generic: torch.Tensor | None = None
+        self.filled = torch.zeros(size, dtype=torch.bool)
+
+    def fill(self, index, errors: torch.Tensor, generic: torch.Tensor | None) -> None:
+        self.errors[index] = errors.cpu()
+        if generic is not None:
+            if self.generic is None:
+                self.generic = torch.full((len(self.errors),), float("nan"))
+            self.generic[index] = generic.cpu()
+        self.filled[index] = True
+
+    def complete(self, tasks: int) -> bool:
+        """Whether every example was filled, with ``tasks`` autoencoders."""
+        return bool(self.filled.all()) and self.errors.shape[1] == tasks
+
+
 @dataclass
 class DDASReport:
     """How DDAS routes each task's test images: the winning reconstruction error of every
@@ -338,6 +360,8 @@ class MoEAdapters(MoEAdaptersTaskId):
         # Frozen by construction, so computed once per test image, not once per matrix row:
         # keyed by (task name, split) and the image's position in the split.
         self.generic_features = RowCache(self._backbone_features, o.feature_cache_mb << 20)
+        # DDAS's errors on each task's test set, as the last evaluation computed them (record)
+        self.test_errors: dict[str, TestErrors] = {}
 
     def _backbone_features(self, images: torch.Tensor) -> torch.Tensor:
         """DDAS's input: frozen backbone features, every adapter bypassed."""
@@ -387,14 +411,21 @@ class MoEAdapters(MoEAdaptersTaskId):
             return super().context(task)
         return use_task(self.layers.values(), None)
 
-    def route(self, images: torch.Tensor, features: torch.Tensor | None = None):
+    def route(
+        self,
+        images: torch.Tensor,
+        features: torch.Tensor | None = None,
+        errors: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+    ):
         """(chosen router, out-of-distribution flag, embedding) of each image, as DDAS routes
         it (its task is never looked at); ``features``: the images' DDAS features where known
-        (cached), else computed."""
+        (cached), else computed; ``errors``: their autoencoders' errors where known."""
         o = self.options
-        if features is None:
-            features = self._backbone_features(images)
-        chosen = self.ddas.select(features, o.per_batch, o.ddas_threshold)
+        if errors is None:
+            if features is None:
+                features = self._backbone_features(images)
+            errors = self.ddas.errors(features), self.ddas.generic_errors(features)
+        chosen = self.ddas.select_from_errors(*errors, o.per_batch, o.ddas_threshold)
         selected, ood = chosen.task, chosen.ood
         with use_task(self.layers.values(), selected, ood):
             return selected, ood, image_features(self.model, images, batch_size=len(images))
@@ -413,11 +444,16 @@ class MoEAdapters(MoEAdaptersTaskId):
         if not len(self.ddas):
             return super().predictor(task)
 
+        kept = self.test_errors[task.name] = TestErrors(task.size("test"), len(self.ddas))
+
         @torch.no_grad()
         def predict(batch: Batch) -> torch.Tensor:
             self.model.eval()
             features = self.generic_features.batch(task.name, batch)
-            selected, ood, image = self.route(batch.images, features)
+            errors = self.ddas.errors(features), self.ddas.generic_errors(features)
+            if batch.split == "test":
+                kept.fill(batch.index, *errors)
+            selected, ood, image = self.route(batch.images, errors=errors)
             logits = image.new_empty(len(batch), task.num_classes)
             for router, bypass in {(int(t), bool(o)) for t, o in zip(selected, ood, strict=True)}:
                 rows = (selected == router) & (ood == bypass)
@@ -429,6 +465,8 @@ class MoEAdapters(MoEAdaptersTaskId):
         return predict
 
     def record(self, tasks: Sequence[TaskFormat]) -> DDASRecord:
+        """The routing record with DDAS's selection report in each decision mode, from the
+        errors the last evaluation computed (no second pass over the test sets)."""
         reports = {
             mode: self.selection_report(tasks, per_batch, threshold)
             for mode, (per_batch, threshold) in REPORT_MODES.items()
@@ -450,9 +488,7 @@ class MoEAdapters(MoEAdaptersTaskId):
         limit = float(self.ddas.threshold) if threshold is None else threshold
         report = DDASReport({}, [], {}, learned, limit)
         for task in tasks:
-            feats = self.split_features(task, "test")
-            errors, generic = self.ddas.errors(feats).cpu(), self.ddas.generic_errors(feats)
-            generic = None if generic is None else generic.cpu()
+            errors, generic = self.errors_of(task)
             parts = [
                 self.ddas.select_from_errors(
                     errors[i : i + FEATURE_BATCH],
@@ -477,6 +513,16 @@ class MoEAdapters(MoEAdaptersTaskId):
                     100.0 * torch.cat([getattr(p, key) for p in parts]).float().mean().item()
                 )
         return report
+
+    def errors_of(self, task: TaskFormat) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """DDAS's errors on ``task``'s whole test set (on the CPU): kept from the last
+        evaluation when it covered the set with every autoencoder learned, else computed."""
+        kept = self.test_errors.get(task.name)
+        if kept is not None and kept.complete(len(self.ddas)):
+            return kept.errors, kept.generic
+        feats = self.split_features(task, "test")
+        generic = self.ddas.generic_errors(feats)
+        return self.ddas.errors(feats).cpu(), None if generic is None else generic.cpu()
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "ddas": self.ddas.checkpoint()}
