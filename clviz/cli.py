@@ -253,10 +253,9 @@ def _metrics(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from clviz.core.formats import TaskFormat
     from clviz.methods import METHODS
     from clviz.world.tasks import STREAMS, get_domain
-
-    from clviz.core.formats import TaskFormat
 
     print("methods:")
     for name, cls in METHODS.items():
@@ -471,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(
             f"\nclviz {args.command}: this is a bug in clviz, not in what you asked for. Please "
-            f"report it at {REPORT_BUGS} with the command you ran and the traceback above.",
+            f"report it on {REPORT_BUGS}, with the command you ran and the traceback above.",
             file=sys.stderr,
         )
         return 1

@@ -48,4 +48,5 @@ class OutOfMemory(ClvizError, torch.OutOfMemoryError):
     """The accelerator ran out of memory; the message names the batch size to lower."""
 
 
-REPORT_BUGS = "https://github.com/clviz/clviz/issues"
+# Where a bug goes: clviz has no public tracker of its own yet, so the one of its repository.
+REPORT_BUGS = "the issue tracker of the repository you got clviz from"

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from clviz.cli import main
+from clviz.errors import REPORT_BUGS, InputError
 
 
 def test_list_names_streams_and_tasks(capsys):
@@ -112,7 +113,8 @@ def test_flags_are_checked_by_name(capsys):
 
 def test_class_incremental_runs_the_reference_recipe(tmp_path, capsys):
     out = tmp_path / "ci"
-    args = ["class-incremental", "--method", "moe-adapters", "--stream", "smoke", "--steps", "2"]
+    args = ["class-incremental", "--method", "moe-adapters-taskid", "--stream", "smoke"]
+    args += ["--steps", "2"]
     assert main([*args, "--out", str(out)]) == 0
     saved = json.loads((out / "results.json").read_text())
     assert saved["config"]["method"] == "moe-adapters-taskid"  # one router, no DDAS
@@ -123,3 +125,32 @@ def test_class_incremental_runs_the_reference_recipe(tmp_path, capsys):
     assert "the reference recipe has no 'lwf'" in capsys.readouterr().err
     assert main([*args, "--train-steps", "3", "--out", str(tmp_path / "y")]) == 2
     assert "--train-steps is for --recipe embedded" in capsys.readouterr().err
+
+
+def test_an_expected_error_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch, capsys):
+    """ClvizError (what was asked for, or what the disk holds) prints as one line; any other
+    exception is a bug: its traceback stays, with where to report it."""
+    import clviz.cli as cli
+
+    def expected(args):
+        raise InputError("the stream 'x' is unknown; pick one of: default")
+
+    def bug(args):
+        raise ZeroDivisionError("division by zero")
+
+    parser = cli.build_parser()
+    for func, code in ((expected, 2), (bug, 1)):
+        monkeypatch.setattr(cli, "build_parser", lambda p=parser, f=func: _with(p, f))
+        assert cli.main(["list"]) == code
+    expected_err, bug_err = capsys.readouterr().err.split("Traceback", 1)
+    assert (
+        expected_err.strip() == "clviz list: error: the stream 'x' is unknown; pick one of: default"
+    )
+    assert "ZeroDivisionError: division by zero" in bug_err
+    assert "this is a bug in clviz" in bug_err and REPORT_BUGS in bug_err
+
+
+def _with(parser, func):
+    """``parser`` with the ``list`` sub-command running ``func``."""
+    parser._subparsers._group_actions[0].choices["list"].set_defaults(func=func)
+    return parser

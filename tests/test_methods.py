@@ -82,7 +82,9 @@ def test_lwf_distils_the_previous_model_both_ways_from_the_first_task(make_metho
     torch.testing.assert_close(total, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_zscl_ensemble_and_penalty(make_method, small_task):
+def test_zscl_ends_the_task_on_its_weight_ensemble(make_method, small_task):
+    """Training moves the weights; the task ends on the running average of the steps' weights,
+    not on the last step's (the penalty: the next test)."""
     method = make_method("zscl", steps=3, we_every=1, reference_images=64, reference_texts=32)
     start = copy.deepcopy(method.model.state_dict())
     seen = {}
@@ -99,6 +101,35 @@ def test_zscl_ensemble_and_penalty(make_method, small_task):
     names = [n for n, _ in method.model.named_parameters() if n != "logit_scale"]
     torch.testing.assert_close(method.model.state_dict()[key], seen["ensemble"][names.index(key)])
     assert not torch.equal(method.model.state_dict()[key], trained[key])  # the average
+
+
+def test_zscl_l2_penalty_is_the_squared_distance_to_the_task_start(make_method, small_task, fmt):
+    """The penalty is ``l2`` times the summed squared distance to the weights at the start of
+    the task: nothing at the start, and two weights moved by 0.3 and -0.2 add
+    ``l2 * (0.09 + 0.04)`` to the loss of the same batch with the same reference draws. The
+    next task anchors on the moved weights, not the pretrained ones."""
+    task = fmt(small_task)
+    batch = task.batch("train", torch.arange(8))
+    small = {"reference_images": 64, "reference_texts": 32}
+
+    def loss(l2: float, moved: bool, next_task: bool = False) -> float:
+        method = make_method("zscl", l2=l2, **small)
+        state = method.begin_task(task.for_training("first"), 0, draws_for(0))
+        if moved:
+            params = dict(method.model.named_parameters())
+            with torch.no_grad():
+                params["visual.proj"][0, 0] += 0.3
+                params["transformer.resblocks.0.mlp.c_fc.bias"][3] -= 0.2
+        if next_task:
+            state = method.begin_task(task.for_training("first"), 1, draws_for(0))
+        with torch.no_grad():
+            return float(method.loss(batch, state))
+
+    assert loss(1.0, moved=False) == pytest.approx(loss(0.0, moved=False), abs=1e-6)
+    plain = loss(0.0, moved=True)
+    assert loss(1.0, moved=True) - plain == pytest.approx(0.13, abs=1e-4)
+    assert loss(2.5, moved=True) - plain == pytest.approx(2.5 * 0.13, abs=1e-4)
+    assert loss(1.0, moved=True, next_task=True) == pytest.approx(plain, abs=1e-6)
 
 
 @pytest.mark.parametrize("name", [m for m in METHODS if m != "moe-adapters"])
@@ -147,4 +178,6 @@ def test_finetune_learns_every_format_with_its_head(make_method, tiny):
     method = make_method("finetune", steps=2)
     result = run_stream(method, [pair], progress=False)
     assert "matching" in method.heads and result.zero_shot == [None]
-    assert len(result.matrix) == 1 and 0 <= result.matrix[0][0] <= 100
+    right = predict(method, pair).argmax(-1) == pair.test_labels  # every test pair, by hand
+    assert len(result.matrix) == 1
+    assert result.matrix[0][0] == pytest.approx(100.0 * right.float().mean().item())

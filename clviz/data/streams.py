@@ -31,7 +31,7 @@ def list_all_streams() -> list[str]:
 
 
 def check_stream(name: str) -> None:
-    """Raise a ValueError listing every valid stream when ``name`` is not one of them."""
+    """Raise an InputError listing every valid stream when ``name`` is not one of them."""
     if name not in STREAMS and not is_real_stream(name):
         raise InputError(f"unknown stream {name!r}; valid streams: {', '.join(list_all_streams())}")
     if is_real_stream(name):

@@ -49,7 +49,7 @@ def check_config(config: RunConfig, real_data: bool | None = None) -> None:
     """Everything ``config`` asks for, checked before any work: the method and its options
     (types, ranges), the training budget (at least one step per task), the seed, and that
     ``data_root`` goes with real data (``real_data``; by default: a real stream). Raises a
-    ValueError naming the setting."""
+    ClvizError naming the setting."""
     cls = get_method(config.method)
     make_options(cls, config.options)
     check_train(config.train)

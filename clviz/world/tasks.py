@@ -89,8 +89,8 @@ STREAMS: dict[str, StreamSpec] = {
 }
 
 
-def _unknown(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> ValueError:
-    return ValueError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(valid)}")
+def _unknown(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> InputError:
+    return InputError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(valid)}")
 
 
 def get_domain(name: str) -> Domain:
