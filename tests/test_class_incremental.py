@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import predict
 
 from clviz.core.config import RunConfig, TrainConfig
 from clviz.core.store import RunDirError
@@ -83,14 +84,31 @@ def test_zero_shot_run_matches_its_reference_and_is_cached(tmp_path):
         run_class_incremental(other, "world", 3, out, progress=False, test_per_class=2)
 
 
-def test_finetune_learns_the_current_step(tmp_path):
+def test_finetune_learns_the_current_step(tmp_path, monkeypatch):
+    """The last step's accuracy is the share of the test images of every class seen so far
+    that the trained model classifies right among all of them (recomputed by hand)."""
+    import clviz.experiments.class_incremental as ci
+
+    seen = {}
+    real_run_stream = ci.run_stream
+
+    def spy(method, tasks, evaluation, **kwargs):
+        seen.update(method=method, evaluation=evaluation)
+        return real_run_stream(method, tasks, evaluation, **kwargs)
+
+    monkeypatch.setattr(ci, "run_stream", spy)
     config = RunConfig("finetune", stream="smoke", train=TrainConfig(steps=2, batch_size=8))
     result = run_class_incremental(
         config, "world", 2, tmp_path / "ft", progress=False, test_per_class=2
     )
     accuracy = [row[0] for row in result.matrix]
     assert len(accuracy) == 2 and result.task_stats[0].steps == 2
-    assert all(0.0 <= a <= 100.0 for a in accuracy)
+    union = seen["evaluation"].seen[-1]  # every class of both steps, two test images each
+    assert union.num_classes == result.extra["seen_classes"][-1] == len(result.extra["class_order"])
+    assert torch.equal(union.test_labels.bincount(), torch.full((union.num_classes,), 2))
+    with torch.no_grad():
+        right = predict(seen["method"], union).argmax(-1) == union.test_labels
+    assert accuracy[-1] == pytest.approx(100.0 * right.float().mean().item())
     assert accuracy != result.zero_shot  # training changed the model
 
 

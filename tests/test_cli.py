@@ -17,12 +17,23 @@ def test_list_names_streams_and_tasks(capsys):
     assert "zscl" in out and "wise-ft" in out
 
 
-def test_zeroshot_json_covers_every_task(capsys):
+def test_zeroshot_json_covers_every_task(capsys, tiny):
+    """Each task's accuracy is what the zero-shot method scores through the evaluation path
+    the runs use (its predictor on the task's format), to the two decimals printed."""
+    from clviz.core.evaluation import accuracy
+    from clviz.core.formats import make_format
+    from clviz.methods.zeroshot import ZeroShot
+    from clviz.world.tasks import get_stream
+
     assert main(["zeroshot", "--stream", "extra", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [r["task"] for r in report["zero_shot"]] == ["emoji-vehicles", "layout"]
-    for row in report["zero_shot"]:
-        assert 0 <= row["accuracy"] <= 100 and row["chance"] == round(100 / row["classes"], 2)
+    model, _, tokenizer = tiny
+    for row, task in zip(report["zero_shot"], get_stream("extra"), strict=True):
+        assert row["classes"] == task.num_classes
+        assert row["chance"] == round(100 / row["classes"], 2)
+        expected = accuracy(ZeroShot(model, tokenizer), make_format(task, tokenizer))
+        assert row["accuracy"] == round(expected, 2)
 
 
 def test_zeroshot_table(capsys):

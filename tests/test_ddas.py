@@ -77,7 +77,12 @@ def test_record_reports_every_mode_and_both_mechanisms(trained):
     assert set(record.ddas) == {"per_sample", "per_batch", "per_batch_reference"}
     report = record.ddas["per_sample"]
     assert report.learned == ["shapes", "digits"] and len(report.confusion) == 2
-    assert all(0 <= report.correct[t.name] <= 100 for t in tasks)
+    for i, t in enumerate(tasks):  # correct: its own router and not the backbone, by hand
+        chosen = method.ddas.select(method.generic_features.compute(t.images("test")))
+        right = ((chosen.task == i) & ~chosen.ood).float().mean().item()
+        own = report.confusion[i][i] / t.size("test")  # the own router's column
+        assert report.correct[t.name] == pytest.approx(100.0 * right)
+        assert report.correct[t.name] == pytest.approx(100.0 * own)
     assert record.ddas["per_batch_reference"].threshold == 0.0655  # the reference's hand-set one
     for t in tasks:  # the backbone column is the sum of the two mechanisms
         n = len(report.best_errors[t.name])

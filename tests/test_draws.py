@@ -25,6 +25,9 @@ SMALL = {  # options that keep each method quick on the tiny CLIP
 }
 
 
+NO_DRAWS: Any = object()  # not a generator: drawing with it fails
+
+
 def tensors(value: Any) -> list[torch.Tensor]:
     """Every tensor in a (nested) state dict, in a fixed order."""
     if isinstance(value, torch.Tensor):
@@ -61,16 +64,24 @@ def outcome(make_method, name: str, tasks, draw_offset: int, monkeypatch) -> lis
     return tensors(method.state_dict())
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
-def test_a_methods_draws_come_from_its_task_state(name, make_method, two_tasks, monkeypatch):
+@pytest.mark.parametrize("name", sorted(DRAWING))
+def test_a_drawing_methods_outcome_follows_its_draws(name, make_method, two_tasks, monkeypatch):
+    """The same draws give the same weights, other draws other weights: the method's
+    randomness is its task state's, and nothing else's."""
     first = outcome(make_method, name, two_tasks, 0, monkeypatch)
+    again = outcome(make_method, name, two_tasks, 0, monkeypatch)
     other = outcome(make_method, name, two_tasks, 1, monkeypatch)
-    if name in DRAWING:
-        again = outcome(make_method, name, two_tasks, 0, monkeypatch)
-        assert same(first, again), f"{name}: the same draws gave different weights"
-        assert not same(first, other), f"{name} draws, yet other draws left it unchanged"
-    else:  # (and so the same draws give the same weights)
-        assert same(first, other), f"{name} changed with draws it is not listed as making"
+    assert same(first, again), f"{name}: the same draws gave different weights"
+    assert not same(first, other), f"{name} draws, yet other draws left it unchanged"
+
+
+@pytest.mark.parametrize("name", sorted(set(METHODS) - DRAWING))
+def test_the_other_methods_never_draw(name, make_method, two_tasks, monkeypatch):
+    """A method not listed as drawing learns two tasks with ``draws`` that fail on any use."""
+    monkeypatch.setattr(loop, "draws_for", lambda seed: NO_DRAWS)
+    method = make_method(name, **SMALL.get(name, {}))
+    for index, task in enumerate(two_tasks):
+        learn_task(method, task, index, seed=index, progress=False)
 
 
 def test_draws_depend_on_the_seed_and_the_task_alone():

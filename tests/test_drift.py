@@ -146,19 +146,75 @@ def test_a_umap_fit_keeps_torchs_threads_and_caches_its_kernels():
 
 
 def test_drift_figures(records, dmap):
+    """The run's own numbers: each method's curves in their panels, the CKA of every layer,
+    and each task's points of the map at the chosen checkpoint, in the animation's frames too."""
     curves = curves_of(records)
     checkpoints = records["finetune"].checkpoints
     anim = drift_figures.umap_animation(dmap, "finetune")
     assert isinstance(anim, go.Figure) and len(anim.frames) == len(checkpoints)
     fig = drift_figures.drift_comparison(curves, checkpoints)
     assert len(fig.data) == 4 * len(curves)
+    moved = [t for t in fig.data if t.name == "finetune"]
+    ft = curves["finetune"]
+    panels = [ft["cka"]["embedding"], ft["knn"]["embedding"], ft["centroid_shift"]]
+    np.testing.assert_allclose([t.y for t in moved], [*panels, ft["modality_gap"]])
     heat = drift_figures.cka_layers(curves["finetune"], checkpoints)
     assert heat.data[0].z.shape == (10, len(checkpoints))  # 5 image + 5 text layers
+    layers = [*curves["finetune"]["cka"].values(), *curves["finetune"]["text_cka"].values()]
+    np.testing.assert_allclose(heat.data[0].z, layers)
     with pytest.raises(IndexError, match="out of range"):
         drift_figures.umap_frame(dmap, "finetune", len(checkpoints))
     frame = drift_figures.umap_frame(dmap, "finetune", 1)
+    rec = records["finetune"]
+    images, texts = frame.data[0::2], frame.data[1::2]
+    assert [t.name for t in images] == rec.tasks and len(texts) == len(rec.tasks)
+    for t, (image, text) in enumerate(zip(images, texts, strict=True)):
+        rows, trows = (rec.task_ids == t).numpy(), (rec.text_task_ids == t).numpy()
+        np.testing.assert_array_equal(image.x, dmap.image["finetune"][1][rows, 0])
+        np.testing.assert_array_equal(image.y, dmap.image["finetune"][1][rows, 1])
+        np.testing.assert_array_equal(text.y, dmap.text["finetune"][1][trows, 1])
+        assert list(text.text) == [rec.classnames[t][c] for c in rec.text_labels[trows].tolist()]
+    last = anim.frames[-1].data[0].x  # the last frame: the map after the last task
+    np.testing.assert_array_equal(last, dmap.image["finetune"][-1][(rec.task_ids == 0).numpy(), 0])
     for f in (anim, fig, heat, frame):
         assert f.layout.width is None and f.layout.autosize is True  # fills the cell
+
+
+def test_drift_curves_by_hand_go_to_their_panels_and_rows():
+    """Made-up curves: each measure in its own panel, each method its line, the image
+    layers' CKA above the text layers', labelled by block."""
+
+    def curves(shift):
+        return {
+            "cka": {"visual.transformer.resblocks.0": [1.0, 0.9 - shift], "embedding": [1.0, 0.7]},
+            "text_cka": {"transformer.resblocks.0": [1.0, 0.95]},
+            "knn": {
+                "visual.transformer.resblocks.0": [40.0, 45.0],
+                "embedding": [50.0, 60.0 + shift],
+            },
+            "centroid_shift": [0.0, 0.2 + shift],
+            "modality_gap": [0.8, 0.6 - shift],
+        }
+
+    fig = drift_figures.drift_comparison({"atlas": curves(0.0), "zscl": curves(0.1)}, ["0", "a"])
+    shown = [(t.name, t.xaxis, list(t.y)) for t in fig.data]
+    assert shown == [
+        ("atlas", "x", [1.0, 0.7]), ("atlas", "x2", [50.0, 60.0]),
+        ("atlas", "x3", [0.0, 0.2]), ("atlas", "x4", [0.8, 0.6]),
+        ("zscl", "x", [1.0, 0.7]), ("zscl", "x2", [50.0, 60.0 + 0.1]),
+        ("zscl", "x3", [0.0, 0.2 + 0.1]), ("zscl", "x4", [0.8, 0.6 - 0.1]),
+    ]  # fmt: skip
+    assert all(list(t.x) == ["0", "a"] for t in fig.data)
+    block = drift_figures.drift_comparison(
+        {"atlas": curves(0.0)}, ["0", "a"], layer="visual.transformer.resblocks.0"
+    )
+    assert [list(t.y) for t in block.data[:2]] == [[1.0, 0.9], [40.0, 45.0]]  # that layer's
+    assert "block 0" in block.layout.annotations[0].text
+    assert list(block.data[2].y) == [0.0, 0.2]  # the final embeddings' centroid shift
+    heat = drift_figures.cka_layers(curves(0.1), ["0", "a"]).data[0]
+    np.testing.assert_allclose(heat.z, [[1.0, 0.8], [1.0, 0.7], [1.0, 0.95]])
+    assert list(heat.y) == ["image · block 0", "image · final embedding", "text · block 0"]
+    assert heat.zmin == 0.5 and heat.zmax == 1
 
 
 def test_umap_animation_controls_do_not_overlap(records, dmap):

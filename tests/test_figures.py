@@ -12,14 +12,22 @@ from clviz.world import get_stream
 
 
 def test_task_gallery_shows_every_class_of_every_task():
+    """One row per task, one tile per class: each tile is the class's first training image,
+    upscaled 2x, and the tick under it names that class."""
     tasks = get_stream("extra", train_per_class=2)
     fig = task_gallery(tasks)
-    assert isinstance(fig, go.Figure)
     images = [t for t in fig.data if isinstance(t, go.Image)]
     assert len(images) == len(tasks)
     labels = [fig.layout[f"xaxis{i if i > 1 else ''}"].ticktext for i in range(1, len(tasks) + 1)]
     assert [tuple(x) for x in labels] == [t.classnames for t in tasks]
     assert images[0].z.shape[1] > images[0].z.shape[0]  # a row of tiles
+    for task, image in zip(tasks, images, strict=True):
+        side = 2 * task.train_images.shape[-1]  # square images, upscaled 2x
+        assert image.z.shape[:2] == (side, task.num_classes * (side + 2))  # 2 px between tiles
+        for c in (0, task.num_classes - 1):
+            first = task.train_images[int((task.train_labels == c).nonzero()[0, 0])]
+            tile = np.asarray(image.z)[::2, c * (side + 2) : c * (side + 2) + side : 2]
+            np.testing.assert_array_equal(tile, first.permute(1, 2, 0).numpy())
 
 
 def test_zeroshot_bars_mark_chance():
@@ -42,11 +50,19 @@ def test_value_labels_step_over_a_tick_just_above_the_bar():
 
 
 def test_layer_curve_has_one_line_per_series():
+    """Each series is one line over the layers, with its own values, under the given titles."""
     fig = layer_curve({"x": [1, 2], "y": [3, 4]}, ["0", "1"], "t", "acc")
     assert [t.name for t in fig.data] == ["x", "y"]
+    assert [list(t.y) for t in fig.data] == [[1, 2], [3, 4]]
+    assert all(list(t.x) == ["0", "1"] for t in fig.data)
+    assert fig.layout.title.text == "t" and fig.layout.yaxis.title.text == "acc"
+    assert fig.layout.xaxis.title.text == "layer"
 
 
 RESULTS = RunResult("demo", ["a", "b", "c"], [[80, 30, 20], [60, 90, 25], [50, 70, 85]])
+#: By hand: Transfer (30 + (10 + 30) / 2) / 2 = 30, Avg 540 / 9 = 60, Last 80, BWT 0,
+#: forgetting 0 (RESULTS: 26.25, 56.67, 68.33, -25, 25).
+OTHER = RunResult("other", ["a", "b", "c"], [[70, 40, 10], [70, 80, 30], [70, 80, 90]])
 
 
 def test_accuracy_heatmaps_share_one_scale():
@@ -55,9 +71,13 @@ def test_accuracy_heatmaps_share_one_scale():
     one = accuracy_heatmap(RESULTS)
     assert one.data[0].z.tolist() == RESULTS.matrix
     assert list(one.data[0].y) == ["after a", "after b", "after c"]
-    many = accuracy_heatmaps({"x": RESULTS, "y": RESULTS})
+    assert list(one.data[0].x) == ["a", "b", "c"]
+    assert list(one.data[0].text[1]) == ["60", "90", "25"]  # the printed values
+    many = accuracy_heatmaps({"x": RESULTS, "y": OTHER})
     assert len(many.data) == 2 and all((h.zmin, h.zmax) == (0, 100) for h in many.data)
     assert [h.showscale for h in many.data] == [False, True]
+    assert [h.z.tolist() for h in many.data] == [RESULTS.matrix, OTHER.matrix]  # in order
+    assert [a.text for a in many.layout.annotations] == ["x", "y"]  # each panel's method
 
 
 def test_task_curves_mark_where_each_task_is_learned():
@@ -68,16 +88,47 @@ def test_task_curves_mark_where_each_task_is_learned():
     stars = [t for t in fig.data if t.mode == "markers"]
     assert [list(t.y) for t in lines] == [[80, 60, 50], [30, 90, 70], [20, 25, 85]]
     assert [(t.x[0], t.y[0]) for t in stars] == [(1, 80), (2, 90), (3, 85)]
-    cmp = task_curve_comparison({"x": RESULTS, "y": RESULTS}, "b")
-    assert list(cmp.data[0].y) == [30, 90, 70]
+    assert list(fig.layout.xaxis.ticktext) == ["1: a", "2: b", "3: c"]
+    cmp = task_curve_comparison({"x": RESULTS, "y": OTHER}, "b")
+    assert [(t.name, list(t.y)) for t in cmp.data] == [("x", [30, 90, 70]), ("y", [40, 80, 80])]
+    assert all(list(t.x) == [1, 2, 3] for t in cmp.data)
+    (learned,) = cmp.layout.shapes  # the dotted line where b is learned: x = 2
+    assert learned.x0 == learned.x1 == 2 and list(cmp.layout.xaxis.ticktext) == ["a", "b", "c"]
 
 
 def test_metric_bars_group_by_metric():
+    """One trace per method in the order given, one bar per metric: the values worked out by
+    hand from each matrix (see OTHER)."""
     from clviz.figures import metric_bars
 
     fig = metric_bars({"x": RESULTS}, ("transfer", "last"))
     assert list(fig.data[0].x) == ["Transfer", "Last"]
     assert list(fig.data[0].y) == pytest.approx([26.25, 68.333], abs=1e-3)
+    every = ("transfer", "avg", "last", "bwt", "forgetting")
+    both = metric_bars({"y": OTHER, "x": RESULTS}, every)
+    assert [t.name for t in both.data] == ["y", "x"]
+    assert list(both.data[0].x) == ["Transfer", "Avg", "Last", "BWT", "forgetting"]
+    assert list(both.data[0].y) == pytest.approx([30.0, 60.0, 80.0, 0.0, 0.0])
+    assert list(both.data[1].y) == pytest.approx([26.25, 510 / 9, 205 / 3, -25.0, 25.0])
+    assert both.layout.yaxis.title.text == "percent"
+    assert both.layout.yaxis.range[0] < -25.0  # the negative BWT bar is inside the plot
+
+
+def test_seed_bars_show_the_mean_the_spread_and_every_seed():
+    """Two seeds of one method (RESULTS and OTHER): bars at the mean, error bars of the sample
+    standard deviation, a dot at each seed's value."""
+    from clviz.experiments.seeds import spreads
+    from clviz.figures import seed_bars
+
+    fig = seed_bars(spreads({"x": [RESULTS, OTHER]}))
+    bars, dots = fig.data
+    assert list(bars.x) == ["Transfer", "Last"]
+    assert list(bars.y) == pytest.approx([(26.25 + 30) / 2, (205 / 3 + 80) / 2])
+    half_gaps = [(30 - 26.25) / 2, (80 - 205 / 3) / 2]
+    assert list(bars.error_y.array) == pytest.approx([g * np.sqrt(2) for g in half_gaps])
+    assert list(dots.x) == ["Transfer", "Transfer", "Last", "Last"]
+    assert list(dots.y) == pytest.approx([26.25, 30.0, 205 / 3, 80.0])
+    assert "2 seeds" in fig.layout.title.text
 
 
 NINE = {f"method {i}": RESULTS for i in range(9)}
@@ -144,7 +195,11 @@ def test_accuracy_row_title_fits_counts_from_one_and_ticks_are_black():
     assert all(len(line) <= 110 for line in title.replace("</sup>", "").split("<br>"))
     assert fig.layout.margin.t >= 90  # room for the two-line title
     assert fig.layout.width is None and fig.layout.autosize is True
-    ticks = fig.data[1]
+    bars, ticks, labels = fig.data
+    assert list(bars.y) == [60, 90, 25] and list(bars.x) == ["a", "b", "c"]  # row 2
+    assert list(bars.customdata) == ["learned", "learned now", "not yet"]
+    assert list(bars.marker.color) == ["#1f77b4", "#d62728", "#9aa5b1"]  # blue, red, grey
+    assert list(ticks.y) == [10.0, 20.0, 30.0] and list(labels.text) == ["60", "90", "25"]
     assert ticks.name == "zero-shot" and ticks.marker.symbol.endswith("-open")
     # an open symbol is stroked in marker.color, so that is what must be black
     assert ticks.marker.color == "black" and "black ticks: zero-shot" in title

@@ -33,6 +33,13 @@ SELECTIONS = [
     {n: [0, 4, 6, 6] for n in LAYERS},
 ]
 FROZEN = [{n: [0, 1] for n in LAYERS}, {n: [0, 1, 2, 3] for n in LAYERS}]
+#: Different counts in every layer: (image 0, image 1, text 0, text 1) per task, with entropies
+#: (bits) 1, 2, 0, H(4, 6, 6) for task a and 2, 1, 0, 1 for task b.
+MIXED = [
+    dict(zip(LAYERS, ([8, 8, 0, 0], [1, 1, 1, 1], [16, 0, 0, 0], [0, 4, 6, 6]), strict=True)),
+    dict(zip(LAYERS, ([1, 1, 1, 1], [8, 8, 0, 0], [0, 0, 0, 5], [2, 2, 0, 0]), strict=True)),
+]
+H466 = float(-sum(p * np.log2(p) for p in np.array([4, 6, 6]) / 16))
 
 
 def test_tower_layers_split_and_order():
@@ -49,11 +56,34 @@ def test_selection_heatmaps_mark_frozen_experts():
     assert len(heatmaps) == 2
     np.testing.assert_allclose(heatmaps[0].z, [[0.5, 0.5, 0, 0]] * 2)
     assert len(marks) == 1 and sorted(marks[0].x) == [0, 0, 1, 1]  # frozen after task a
+    np.testing.assert_allclose(heatmaps[1].z, [[0, 0.25, 0.375, 0.375]] * 2)
+    assert list(heatmaps[0].y) == ["block 0", "block 1"] and list(heatmaps[0].x) == [0, 1, 2, 3]
+    (mark,) = marks  # on task b's panel, each cross over its expert's share of the choices
+    assert list(zip(mark.x, mark.y, mark.customdata, strict=True)) == [
+        (0, "block 0", 0.0), (1, "block 0", 0.25), (0, "block 1", 0.0), (1, "block 1", 0.25)
+    ]  # fmt: skip
+    assert mark.xaxis == "x2" and heatmaps[1].xaxis == "x2"
+    assert all(h.zmax == 0.5 for h in heatmaps)  # the largest share of either panel
+
+
+def test_selection_heatmaps_put_each_layers_counts_on_its_row():
+    """Shares by layer and task, the rows in depth order, each tower on its own."""
+    image = expert_selection_heatmaps(MIXED, FROZEN, ["a", "b"], tower="image").data
+    np.testing.assert_allclose(image[0].z, [[0.5, 0.5, 0, 0], [0.25] * 4])
+    np.testing.assert_allclose(image[1].z, [[0.25] * 4, [0.5, 0.5, 0, 0]])
+    text = expert_selection_heatmaps(MIXED, FROZEN, ["a", "b"], tower="text").data
+    np.testing.assert_allclose(text[0].z, [[1, 0, 0, 0], [0, 0.25, 0.375, 0.375]])
+    np.testing.assert_allclose(text[1].z, [[0, 0, 0, 1], [0.5, 0.5, 0, 0]])
 
 
 def test_frozen_timeline_records_when_each_expert_froze():
     fig = frozen_timeline(FROZEN, ["a", "b"], tower="text")
     np.testing.assert_array_equal(fig.data[0].z, [[1, 1, 2, 2]] * 2)
+    assert [list(r) for r in fig.data[0].text] == [["a", "a", "b", "b"]] * 2
+    later = [{n: [2] for n in LAYERS}, {n: [2] if "1" in n else [0, 2] for n in LAYERS}]
+    heat = frozen_timeline(later, ["a", "b"], tower="image").data[0]
+    np.testing.assert_array_equal(heat.z, [[2, np.nan, 1], [np.nan, np.nan, 1]])  # nan: never
+    assert [list(r) for r in heat.text] == [["b", "", "a"], ["", "", "a"]]
 
 
 def test_routing_entropy_in_bits():
@@ -64,6 +94,13 @@ def test_routing_entropy_in_bits():
     p = np.array([4, 6, 6]) / 16
     assert second == pytest.approx(float(-(p * np.log2(p)).sum()))
     assert selection_frequency(SELECTIONS[0], LAYERS[:1]).sum() == pytest.approx(1)
+    mixed = routing_entropy(MIXED, ["a", "b"])
+    names = ["image block 0", "image block 1", "text block 0", "text block 1"]
+    assert [t.name for t in mixed.data] == names
+    assert [list(t.x) for t in mixed.data] == [["a", "b"]] * 4
+    expected = [[1.0, 2.0], [2.0, 1.0], [0.0, 0.0], [H466, 1.0]]
+    for trace, values in zip(mixed.data, expected, strict=True):
+        assert list(trace.y) == pytest.approx(values), trace.name
 
 
 def test_routing_entropy_shows_its_maximum_and_says_what_x_is():
@@ -83,9 +120,14 @@ def test_routing_entropy_shows_its_maximum_and_says_what_x_is():
 def test_ddas_figures():
     hist = ddas_error_histograms({"a": np.array([0.1, 0.2]), "b": np.array([0.5])}, 0.3)
     assert len(hist.data) == 2 and hist.layout.shapes[0].x0 == 0.3
+    assert [list(t.x) for t in hist.data] == [[0.1, 0.2], [0.5]]  # each task its own errors
+    bins = hist.data[0].xbins  # 40 bins from the smallest error to the largest
+    assert (bins.start, bins.end, bins.size) == pytest.approx((0.1, 0.5, 0.01))
     conf = ddas_confusion(np.array([[8, 0, 2], [0, 0, 10]]), ["a", "c"], ["a", "b"])
     assert list(conf.data[0].x) == ["a", "b", "backbone (OOD)"]
+    assert list(conf.data[0].y) == ["a", "c"]  # rows: the true task
     np.testing.assert_allclose(conf.data[0].z, [[80, 0, 20], [0, 0, 100]])
+    assert [list(r) for r in conf.data[0].text] == [["80", "0", "20"], ["0", "0", "100"]]
 
 
 def test_frozen_reuse_share():
@@ -116,6 +158,12 @@ def test_ddas_routes_add_up_by_hand():
     assert all(sum(r.values()) == pytest.approx(100.0) for r in routes.values())
     fig = ddas_mechanisms({"per sample": report, "per batch": report})
     assert len(fig.data) == 8 and fig.layout.barmode == "stack"
+    for trace in fig.data:  # each panel: one bar per task and destination, its share
+        assert list(trace.y) == ["a", "c"] and trace.orientation == "h"
+        assert list(trace.x) == [routes["a"][trace.name], routes["c"][trace.name]]
+    assert [t.name for t in fig.data[:4]] == list(routes["a"])
+    assert [t.xaxis for t in fig.data] == ["x"] * 4 + ["x2"] * 4
+    assert [t.showlegend for t in fig.data] == [True] * 4 + [False] * 4
 
 
 def test_selection_heatmaps_keep_colour_bar_legend_and_ticks_apart():

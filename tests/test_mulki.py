@@ -173,13 +173,39 @@ def test_stage_four_interpolates_with_the_previous_model_and_off_means_off(make,
 
 
 def test_record_is_json_ready_with_weights_alignment_and_gap(make, small_task, fmt):
+    """The alignment and gap numbers, recomputed by hand on the model before the task and on
+    the model it ends with: the cosine of each class's mean image with its class text, and
+    the distance between the image and text centroids. The prototypes start as the initial
+    model's class means, so at the start the two alignments are one number."""
+    from clviz.core.clip import class_embeddings
+
     method, task = make(), fmt(small_task)
+    initial = copy.deepcopy(method.model)
     learn_task(method, task, 0, progress=False)
     record = json.loads(json.dumps(method.record([task]).to_dict()))
     first = record["tasks"][0]
     for key in ("prototype_text_before", "prototype_text_after", "modality_gap_after"):
         assert isinstance(first[key], float)
     assert first["teacher_weights"]["quantiles"] == pytest.approx([0.5] * 5)  # first task
+    tokens = task.for_training(method.train_config.prompts).prompt_tokens
+    labels, classes = task.train_labels, range(task.num_classes)
+
+    def alignment_and_gap(model):
+        with torch.no_grad():
+            text = class_embeddings(model, tokens, task.num_classes)
+            feats = image_features(model, task.images("train"))
+        means = torch.stack([F.normalize(feats[labels == c].mean(0), dim=0) for c in classes])
+        cosine = (means * text).sum(-1).mean().item()
+        return cosine, (feats.double().mean(0) - text.double().mean(0)).norm().item()
+
+    start, gap = alignment_and_gap(initial)
+    assert first["class_mean_text_before"] == pytest.approx(start, abs=1e-5)
+    assert first["prototype_text_before"] == pytest.approx(start, abs=1e-5)
+    assert first["modality_gap_before"] == pytest.approx(gap, abs=1e-5)
+    end, gap_after = alignment_and_gap(method.model)
+    assert first["class_mean_text_after"] == pytest.approx(end, abs=1e-5)
+    assert first["modality_gap_after"] == pytest.approx(gap_after, abs=1e-5)
+    assert (end, gap_after) != pytest.approx((start, gap), abs=1e-5)  # trained in between
 
 
 def test_bad_options_name_the_problem(make):

@@ -18,6 +18,7 @@ import pytest
 from clviz.cli import main
 from clviz.core.result import RunResult
 from clviz.data.fake import make_fake_mtil, save_random_weights, write_narrow_vit
+from clviz.data.mtil import get_mtil_stream
 from clviz.methods import list_methods
 
 STREAM = "mtil:EuroSAT,MNIST,OxfordPet"
@@ -77,7 +78,13 @@ def test_every_method_runs_the_mtil_profile(real, method):
     assert result.tasks == ["EuroSAT", "MNIST", "OxfordPet"]
     assert result.config["backbone"].endswith("narrow-vit-224.json")
     assert result.config["image_size"] == 224 and result.device == "cpu"
-    assert all(0.0 <= a <= 100.0 for row in result.matrix for a in row if a is not None)
+    # every entry is k of the column task's n test images right: k * 100 / n, k a whole number
+    sizes = [len(t.test_labels) for t in get_mtil_stream(STREAM, real["data"])]
+    for row in [*result.matrix, result.zero_shot]:
+        right = [a * n / 100 for a, n in zip(row, sizes, strict=True)]
+        assert right == pytest.approx([round(k) for k in right], abs=1e-6), row
+    if method == "zero-shot":  # never trained: every row is the untouched backbone's
+        assert result.matrix == [result.zero_shot] * 3
     train = result.config["train"]
     if method in ("finetune", "lwf", "wise-ft", "zscl", "mulki", "moe-adapters"):
         assert train["schedule"] == "cosine" and set(result.tasks) <= set(train["task_lr"])
@@ -136,7 +143,7 @@ def test_the_real_vit_b_16_architecture(real):
 
 
 def test_class_incremental_cifar100_and_the_few_shot_stream(real):
-    out = cli(real, "ci", "class-incremental", "moe-adapters", "--dataset", "cifar100")
+    out = cli(real, "ci", "class-incremental", "moe-adapters-taskid", "--dataset", "cifar100")
     result = RunResult.load(out / "results.json")  # the reference recipe, one router
     assert result.config["options"]["one_router"] and result.extra["iterations"][0] == 6
     stream = "mtil-fewshot:EuroSAT,MNIST"

@@ -62,22 +62,23 @@ def read_captions(path: str | Path, limit: int | None = None) -> list[str]:
 
 def load_reference(spec: ReferenceSpec, size: int) -> Reference:
     """The reference data ``spec`` describes, images at ``size`` px (the model's input)."""
-    corpus_images = spec.image_folder is None
-    count = max(
-        spec.images if corpus_images else 0, spec.captions if spec.caption_file is None else 0
-    )
-    corpus = make_corpus(count, spec.corpus_seed, spec.corpus_size or size, progress=False)
-    if corpus_images:
-        images = corpus[0][: spec.images]
-    else:
+    from_corpus = {
+        "images": spec.images if spec.image_folder is None else 0,
+        "captions": spec.captions if spec.caption_file is None else 0,
+    }
+    images, captions = torch.zeros(0, 3, size, size, dtype=torch.uint8), []
+    if max(from_corpus.values()):
+        drawn, texts = make_corpus(
+            max(from_corpus.values()), spec.corpus_seed, spec.corpus_size or size, progress=False
+        )
+        images, captions = drawn[: from_corpus["images"]], list(dict.fromkeys(texts))
+    if spec.image_folder is not None:
         images = image_folder(spec.image_folder, size)
         if spec.draw_from_folder:
-            draw = torch.randperm(
-                len(images), generator=torch.Generator().manual_seed(spec.folder_seed)
+            seed = torch.Generator().manual_seed(spec.folder_seed)
+            images = images.take(
+                torch.randperm(len(images), generator=seed)[: spec.images].sort().values
             )
-            images = images.take(draw[: spec.images].sort().values)
     if spec.caption_file is not None:
         captions = read_captions(spec.caption_file, spec.captions)
-    else:
-        captions = list(dict.fromkeys(corpus[1]))[: spec.captions]
-    return Reference(images, captions)
+    return Reference(images, captions[: spec.captions])
