@@ -17,9 +17,7 @@ from clviz.methods.mulki import MulKIRecord, MulKITaskRecord, TeacherWeightSumma
 def task_record(name, w, shift=0.0, histogram=(0, 0, 1, 2, 4, 2, 1, 0, 0, 0)):
     """Teacher-weight quantiles w - 0.2 ... w + 0.2; the alignment and gap numbers (before:
     0.4, 0.45, 0.9; after: 0.6, 0.5, 0.8) plus ``shift``."""
-    weights = TeacherWeightSummary(
-        10, w, [w - 0.2, w - 0.1, w, w + 0.1, w + 0.2], list(histogram)
-    )
+    weights = TeacherWeightSummary(10, w, [w - 0.2, w - 0.1, w, w + 0.1, w + 0.2], list(histogram))
     numbers = [v + shift for v in (0.4, 0.45, 0.9, 0.6, 0.5, 0.8)]
     return MulKITaskRecord(name, 0, *numbers, weights)
 
