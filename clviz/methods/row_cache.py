@@ -28,9 +28,7 @@ At most ``max_bytes`` of rows are kept; the least recently used row goes first (
 nothing: the cache is off).
 
 The other caches of clviz that hold tensors or arrays are ``functools`` caches of *inputs*, each
-bounded by its ``maxsize`` but ``digit_split``, which its arguments bound (clviz/world is listed,
-not edited here: its source files hash into the world's version, and changing one invalidates
-every cached run):
+bounded by its ``maxsize``:
 
 - ``clviz.world.tasks.make_task``: ``maxsize=64``; embedded-world ``Task`` objects (the image
   and label tensors of both splits).
@@ -38,8 +36,8 @@ every cached run):
   token and label tensors).
 - ``clviz.world.sources.handwritten_digits``: ``maxsize=1``; scikit-learn's digits (an
   N x 8 x 8 float array and the labels).
-- ``clviz.world.sources.digit_split``: ``@cache``, unbounded by the decorator, but its
-  arguments take at most 3 x 11 values; index arrays into the digits.
+- ``clviz.world.sources.digit_split``: ``maxsize=64`` (its arguments take at most 3 x 11
+  values); index arrays into the digits.
 - ``clviz.world.sources.emoji_sprite`` (``maxsize=256``), ``digit_sprite`` (``maxsize=2048``),
   ``glyph_sprite`` (``maxsize=512``): 64 x 64 PIL sprites.
 - ``clviz.data.mtil._make_task``: ``maxsize=64``; MTIL ``Task`` objects (label tensors and
