@@ -30,12 +30,11 @@ def test_a_lone_task_and_a_finished_run_announce_nothing(tmp_path):
     heard: list[Position] = []
     with listening(heard.append):
         run(config, root=tmp_path, progress=False)  # reused: nothing trains
-        from clviz import build_method, load_backbone
+        from clviz import TrainConfig, build_method, load_backbone
 
         model, _, tokenizer = load_backbone()
-        learn_task(
-            build_method("finetune", model, tokenizer), get_stream("smoke")[0], progress=False
-        )
+        lone = build_method("finetune", model, tokenizer, TrainConfig(steps=2, batch_size=8))
+        learn_task(lone, get_stream("smoke")[0], progress=False)
     assert heard == []
 
 

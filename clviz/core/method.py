@@ -26,6 +26,7 @@ learns classification, image-text matching, VQA and text-only tasks.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -116,13 +117,25 @@ class ReferenceSpec:
     folder_seed: int = 0
 
 
-@dataclass
 class Reference:
-    """Loaded reference data: images (a uint8 tensor, or a lazy store read as needed) and
+    """Reference data, loaded on first use by ``load`` (a method built only to count its
+    parameters reads nothing): images (a uint8 tensor, or a lazy store read as needed) and
     captions."""
 
-    images: Any
-    captions: list[str]
+    def __init__(self, load: Callable[[], tuple[Any, list[str]]]) -> None:
+        self._load = load
+
+    @functools.cached_property
+    def _loaded(self) -> tuple[Any, list[str]]:
+        return self._load()
+
+    @property
+    def images(self) -> Any:
+        return self._loaded[0]
+
+    @property
+    def captions(self) -> list[str]:
+        return self._loaded[1]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ Without them, the embedded world's pretraining corpus stands in (:func:`load_ref
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -61,7 +62,12 @@ def read_captions(path: str | Path, limit: int | None = None) -> list[str]:
 
 
 def load_reference(spec: ReferenceSpec, size: int) -> Reference:
-    """The reference data ``spec`` describes, images at ``size`` px (the model's input)."""
+    """The reference data ``spec`` describes, images at ``size`` px (the model's input),
+    read when the method first uses it."""
+    return Reference(functools.partial(_read_reference, spec, size))
+
+
+def _read_reference(spec: ReferenceSpec, size: int) -> tuple[torch.Tensor | LazyImages, list[str]]:
     from_corpus = {
         "images": spec.images if spec.image_folder is None else 0,
         "captions": spec.captions if spec.caption_file is None else 0,
@@ -81,4 +87,4 @@ def load_reference(spec: ReferenceSpec, size: int) -> Reference:
             )
     if spec.caption_file is not None:
         captions = read_captions(spec.caption_file, spec.captions)
-    return Reference(images, captions[: spec.captions])
+    return images, captions[: spec.captions]

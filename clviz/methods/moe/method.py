@@ -369,9 +369,12 @@ class MoEAdapters(MoEAdaptersTaskId):
             return self.ddas.features(self.model, images)
 
     @classmethod
-    def reference_spec(cls, options: MoEDDASOptions) -> ReferenceSpec:
+    def reference_spec(cls, options: MoEDDASOptions) -> ReferenceSpec | None:
         """The generic autoencoder's images: ``generic_images`` of ``generic_folder`` (a fixed
-        subset, drawn once), else the first ones of the tiny CLIP's pretraining corpus."""
+        subset, drawn once), else the first ones of the tiny CLIP's pretraining corpus; none
+        without the generic autoencoder (``ddas_generic`` false)."""
+        if not options.ddas_generic:
+            return None
         return ReferenceSpec(
             images=options.generic_images,
             image_folder=options.generic_folder,
