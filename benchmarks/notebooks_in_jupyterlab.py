@@ -109,6 +109,15 @@ SAMPLE = """async () => {
 }"""
 
 
+def longest_run(flags) -> int:
+    """The longest run of consecutive true values."""
+    longest = current = 0
+    for flag in flags:
+        current = current + 1 if flag else 0
+        longest = max(longest, current)
+    return longest
+
+
 def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
     """Open one notebook, run it all, save it, look at it."""
     page.goto(url, wait_until="domcontentloaded")
@@ -159,6 +168,10 @@ def walk(page, url: str, path: Path, shots: Path, timeout_s: float) -> dict:
         "figures_drawn": count,
         "tables_drawn": tables,
         "idle_while_a_cell_waited": sum(status == "idle" for status, _ in waiting),
+        # A queued cell starts a moment after the one before it ends, so a sample can catch the
+        # kernel idle in between (a flash, more often on a loaded machine); a cell that runs
+        # while the kernel reads Idle (what widget bars did) gives a run of idle samples.
+        "longest_idle_while_a_cell_waited": longest_run(status == "idle" for status, _ in waiting),
         "status_bar_idle_while_a_cell_waited": sum("Idle" in bar for _, bar in waiting),
         "samples_while_a_cell_waited": len(waiting),
         "step_progress_seen": any(step for _, _, step, _ in samples),
