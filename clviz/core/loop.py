@@ -13,7 +13,6 @@ every checkpoint, a close look inside one task, a progress display.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import resource
 import time
@@ -37,6 +36,7 @@ from clviz.core.progress import (
     step_taken,
     task_started,
 )
+from clviz.core.rates import has_own_rate
 from clviz.core.result import RunResult, StageStats, TaskStats
 from clviz.core.schedules import lr_factor, warmup_steps
 from clviz.errors import ClvizError
@@ -125,7 +125,7 @@ class DivergenceError(ClvizError, ArithmeticError):
 def rate_hint(method: Method, rate: float) -> str:
     """How to lower the rate of ``method``: its own ``lr`` option, or the training rate."""
     lower = f"{rate / 10:g}"
-    if any(f.name == "lr" for f in dataclasses.fields(method.options)):
+    if has_own_rate(type(method.options)):
         return f"Lower the method's rate with --options '{{\"lr\": {lower}}}' (it was {rate:g})"
     return f"Lower the training rate with --lr {lower} (it was {rate:g})"
 

@@ -51,7 +51,7 @@ class TaskState:
 
     ``draws`` is the generator of every random draw the method makes on the task (reference
     images, a replay memory, a held-out split): the loop seeds it from the run's seed and the
-    task's index alone (:func:`clviz.core.loop.task_draws`), so two seeds draw differently and a
+    task's index alone (:func:`clviz.core.loop.draws_for`), so two seeds draw differently and a
     resumed run draws what an uninterrupted one did."""
 
     task: TaskFormat
@@ -141,12 +141,10 @@ class Reference:
 @dataclass(frozen=True)
 class ClassIncrementalSetting:
     """How a method is trained class-incrementally, on the reference code's ``cil/`` recipe:
-    the options it sets there and its label smoothing. ``reference`` is False for a clviz
-    extension that the references do not run class-incrementally."""
+    the options it sets there and its label smoothing."""
 
     options: dict[str, Any] = field(default_factory=dict)
     label_smoothing: float = 0.2
-    reference: bool = True
 
 
 class Method:

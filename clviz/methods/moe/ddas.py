@@ -212,6 +212,12 @@ class DDAS(nn.Module):
         self.threshold.fill_(torch.quantile(best, self.quantile).item())
         return float(self.threshold)
 
+    def reconstruction_errors(
+        self, features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(:meth:`errors`, :meth:`generic_errors`) of ``features``: what a selection reads."""
+        return self.errors(features), self.generic_errors(features)
+
     @torch.no_grad()
     def generic_errors(self, features: torch.Tensor) -> torch.Tensor | None:
         """The generic autoencoder's error of every sample (None before it is fitted)."""
@@ -224,9 +230,7 @@ class DDAS(nn.Module):
         """DDAS's decision for each sample (:class:`Selection`). ``per_batch`` decides once
         for the whole batch from the mean errors, as the reference does; ``threshold``
         replaces the calibrated one."""
-        return self.select_from_errors(
-            self.errors(features), self.generic_errors(features), per_batch, threshold
-        )
+        return self.select_from_errors(*self.reconstruction_errors(features), per_batch, threshold)
 
     def select_from_errors(
         self,

@@ -335,8 +335,8 @@ class MoEAdapters(MoEAdaptersTaskId):
     name = "moe-adapters"
     listing_order = 9
     formats = (ClassificationFormat,)
-    # a clviz extension: DDAS chooses the router where the reference's cil/ code shares one
-    class_incremental = ClassIncrementalSetting(label_smoothing=0.0, reference=False)
+    # a clviz extension, not the reference: DDAS chooses the router where cil/ shares one
+    class_incremental = ClassIncrementalSetting(label_smoothing=0.0)
     relative_cost = 1.15
     summary = "MoE adapters with activate-freeze and the DDAS auto-selector (no task id)"
     Options = MoEDDASOptions
@@ -427,7 +427,7 @@ class MoEAdapters(MoEAdaptersTaskId):
         if errors is None:
             if features is None:
                 features = self._backbone_features(images)
-            errors = self.ddas.errors(features), self.ddas.generic_errors(features)
+            errors = self.ddas.reconstruction_errors(features)
         chosen = self.ddas.select_from_errors(*errors, o.per_batch, o.ddas_threshold)
         selected, ood = chosen.task, chosen.ood
         with use_task(self.layers.values(), selected, ood):
@@ -453,7 +453,7 @@ class MoEAdapters(MoEAdaptersTaskId):
         def predict(batch: Batch) -> torch.Tensor:
             self.model.eval()
             features = self.generic_features.batch(task.name, batch)
-            errors = self.ddas.errors(features), self.ddas.generic_errors(features)
+            errors = self.ddas.reconstruction_errors(features)
             if batch.split == "test":
                 kept.fill(batch.index, *errors)
             selected, ood, image = self.route(batch.images, errors=errors)
@@ -523,9 +523,8 @@ class MoEAdapters(MoEAdaptersTaskId):
         kept = self.test_errors.get(task.name)
         if kept is not None and kept.complete(len(self.ddas)):
             return kept.errors, kept.generic
-        feats = self.split_features(task, "test")
-        generic = self.ddas.generic_errors(feats)
-        return self.ddas.errors(feats).cpu(), None if generic is None else generic.cpu()
+        errors, generic = self.ddas.reconstruction_errors(self.split_features(task, "test"))
+        return errors.cpu(), None if generic is None else generic.cpu()
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "ddas": self.ddas.checkpoint()}
